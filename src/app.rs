@@ -1,0 +1,189 @@
+//! Wiring: binds the sockets, starts the pipeline, runs the HTTP server and
+//! the tap on one smol executor, and shuts everything down in order on
+//! SIGTERM or SIGINT (viewers closed, threads joined, well within 2 s).
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use smol::{Async, Executor, Timer};
+
+use crate::bus::Bus;
+use crate::capture;
+use crate::config::Config;
+use crate::pipeline::{EncodeSettings, Opener, Pipeline};
+use crate::stats::Stats;
+use crate::sync::Shutdown;
+
+/// Why blackbox stopped with an error.
+#[derive(Debug)]
+pub enum AppError {
+    /// A listening socket could not be bound (address in use, no permission).
+    Bind {
+        field: &'static str,
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
+    /// Signal handlers could not be installed.
+    Signals(std::io::Error),
+    /// A thread or socket could not be set up.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for AppError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bind { field, addr, error } => {
+                write!(f, "cannot listen on {addr} ({field}): {error}")
+            }
+            Self::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            Self::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for AppError {}
+
+impl From<std::io::Error> for AppError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// Everything the HTTP handlers and the tap share.
+pub struct AppState {
+    pub config: Config,
+    pub bus: Arc<Bus>,
+    pub stats: Arc<Stats>,
+    /// Open HTTP connections.
+    pub connections: AtomicUsize,
+    /// Connected tap clients.
+    pub tap_clients: AtomicUsize,
+    pub shutdown: Shutdown,
+}
+
+/// Counts something for as long as it lives.
+pub struct Gauge<'a>(&'a AtomicUsize);
+
+impl<'a> Gauge<'a> {
+    pub fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn bind(field: &'static str, addr: SocketAddr) -> Result<Async<TcpListener>, AppError> {
+    let listener =
+        TcpListener::bind(addr).map_err(|error| AppError::Bind { field, addr, error })?;
+    Ok(Async::new(listener)?)
+}
+
+/// Runs blackbox until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), AppError> {
+    // Sockets first: a bad address must fail before anything starts.
+    let http_listener = bind("http.listen", config.http.listen)?;
+    let tap_listener = match config.tap.listen {
+        Some(addr) => Some(bind("tap.listen", addr)?),
+        None => None,
+    };
+
+    let (signal_rx, signal_tx) = UnixStream::pair()?;
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::low_level::pipe::register(sig, signal_tx.try_clone()?)
+            .map_err(AppError::Signals)?;
+    }
+    let signal_rx = Async::new(signal_rx)?;
+
+    let stats = Arc::new(Stats::default());
+    let bus = Bus::new();
+    let camera = config.camera.clone();
+    let quality = config.encode.quality;
+    let open: Opener = Box::new(move || capture::open(&camera, quality));
+    let settings = EncodeSettings {
+        quality,
+        workers: config.encode.workers,
+    };
+    let pipeline = Pipeline::start(open, settings, bus.clone(), stats.clone())?;
+
+    let http_addr = http_listener.get_ref().local_addr()?;
+    let tap_addr = match &tap_listener {
+        Some(l) => Some(l.get_ref().local_addr()?),
+        None => None,
+    };
+    announce(http_addr, tap_addr);
+
+    let state = Arc::new(AppState {
+        config,
+        bus: bus.clone(),
+        stats: stats.clone(),
+        connections: AtomicUsize::new(0),
+        tap_clients: AtomicUsize::new(0),
+        shutdown: Shutdown::default(),
+    });
+
+    let ex = Arc::new(Executor::new());
+    smol::block_on(ex.run(async {
+        ex.spawn(crate::http::serve(http_listener, state.clone(), ex.clone()))
+            .detach();
+        if let Some(l) = tap_listener {
+            ex.spawn(crate::tap::serve(l, state.clone(), ex.clone()))
+                .detach();
+        }
+        let sampler = {
+            let (stats, bus) = (stats.clone(), bus.clone());
+            ex.spawn(async move {
+                loop {
+                    stats.sample_rates(bus.published.get());
+                    Timer::after(Duration::from_secs(1)).await;
+                }
+            })
+        };
+
+        let mut byte = [0u8; 1];
+        let _ = signal_rx.read_with(|mut s| s.read(&mut byte)).await;
+        log::info!("shutting down");
+        state.shutdown.trigger();
+        bus.close();
+        drop(sampler);
+        // Let the streams send their last bytes and close, but never wait
+        // long for a client that stopped reading.
+        let deadline = Instant::now() + Duration::from_millis(800);
+        while state.connections.load(Ordering::SeqCst) + state.tap_clients.load(Ordering::SeqCst)
+            > 0
+            && Instant::now() < deadline
+        {
+            Timer::after(Duration::from_millis(20)).await;
+        }
+    }));
+    drop(ex);
+    pipeline.shutdown();
+    log::info!("stopped");
+    Ok(())
+}
+
+fn announce(http: SocketAddr, tap: Option<SocketAddr>) {
+    let shown = if http.ip().is_unspecified() {
+        format!(
+            "http://localhost:{}/ (listening on all interfaces)",
+            http.port()
+        )
+    } else {
+        format!("http://{http}/")
+    };
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "blackbox: live view at {shown}");
+    if let Some(tap) = tap {
+        let _ = writeln!(out, "blackbox: frame tap at {tap}");
+    }
+    let _ = out.flush();
+}

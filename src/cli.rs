@@ -1,0 +1,109 @@
+//! The command line: `blackbox run [flags]`. Parses flags, loads the
+//! configuration, starts logging, and turns every outcome into an exit code
+//! (0 done, 1 failed while running, 2 bad usage or configuration).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::{self, AppError};
+use crate::config::{Config, Overrides};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "blackbox",
+    version,
+    about = "Dashcam firmware: capture, encode, serve live MJPEG and record",
+    long_about = "blackbox captures frames from a camera (or its built-in test pattern), \
+encodes them to JPEG, and serves a live view, snapshots and status over HTTP.\n\n\
+Exit codes: 0 clean shutdown, 1 runtime failure, 2 bad usage or configuration."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Capture and serve until SIGTERM or SIGINT.
+    ///
+    /// Values come from the defaults, then the config file, then these
+    /// flags. Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=debug)
+    /// for more.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// TOML config file (sections [camera], [encode], [http], [tap]; see README)
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Frame source: testsrc (the built-in test pattern)
+    #[arg(long, value_name = "KIND")]
+    source: Option<String>,
+    /// Frame size, WIDTHxHEIGHT, both even [default: 1280x720]
+    #[arg(long, value_name = "WxH")]
+    size: Option<String>,
+    /// Frames per second, 1-240 [default: 30]
+    #[arg(long, value_name = "N")]
+    fps: Option<String>,
+    /// What the source delivers: yuyv, nv12, yu12 (encoded here) or mjpeg (passed through) [default: yuyv]
+    #[arg(long, value_name = "FORMAT")]
+    pixel_format: Option<String>,
+    /// JPEG quality, 1-100 [default: 80]
+    #[arg(long, value_name = "Q")]
+    quality: Option<String>,
+    /// HTTP address, IP:PORT; port 0 picks a free port [default: 127.0.0.1:8080]
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Serve every frame over TCP at IP:PORT (4-byte big-endian length, then the JPEG)
+    #[arg(long, value_name = "ADDR")]
+    tap: Option<String>,
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    match cli.command {
+        Command::Run(args) => run(args),
+    }
+}
+
+fn run(args: RunArgs) -> i32 {
+    let overrides = Overrides {
+        source: args.source,
+        size: args.size,
+        fps: args.fps,
+        pixel_format: args.pixel_format,
+        quality: args.quality,
+        listen: args.listen,
+        tap: args.tap,
+    };
+    let config = match Config::load(args.config.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("blackbox: {e}");
+            return 2;
+        }
+    };
+    match app::run(config) {
+        Ok(()) => 0,
+        Err(e @ AppError::Bind { .. }) => {
+            eprintln!("blackbox: {e}");
+            2
+        }
+        Err(e) => {
+            eprintln!("blackbox: {e}");
+            1
+        }
+    }
+}

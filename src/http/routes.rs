@@ -1,0 +1,146 @@
+//! Request routing: which path does what, method checks, JSON errors.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_lite::future;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, PRAGMA};
+use hyper::{Method, Request, Response, StatusCode};
+use smol::Timer;
+
+use super::mjpeg;
+use super::status::Status;
+use crate::app::AppState;
+use crate::clock::monotonic_now;
+use crate::frame::Frame;
+
+/// Every response body: a whole buffer or a stream.
+pub type Body = UnsyncBoxBody<Bytes, io::Error>;
+
+const INDEX_HTML: &str = include_str!("ui/index.html");
+const NO_STORE: &str = "no-store, no-cache, must-revalidate, max-age=0";
+/// How long a snapshot waits for a frame when nothing is flowing.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Body> {
+    let body = body.into();
+    let mut res = Response::new(full(body.clone()));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
+    res
+}
+
+fn json_error(status: StatusCode, message: &str, path: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": message, "status": status.as_u16(), "path": path });
+    respond(status, "application/json", body.to_string())
+}
+
+fn no_store(mut res: Response<Body>) -> Response<Body> {
+    let h = res.headers_mut();
+    h.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
+    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// Answers one request.
+pub async fn handle(req: Request<Incoming>, state: &AppState) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let readable = matches!(*req.method(), Method::GET | Method::HEAD);
+    let known = matches!(
+        path.as_str(),
+        "/" | "/index.html"
+            | "/video_feed"
+            | "/stream"
+            | "/snapshot.jpg"
+            | "/api/status"
+            | "/metrics"
+    );
+    if !known {
+        return json_error(StatusCode::NOT_FOUND, "not found", &path);
+    }
+    if !readable {
+        let mut res = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", &path);
+        res.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return res;
+    }
+    match path.as_str() {
+        "/" | "/index.html" => no_store(respond(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            INDEX_HTML,
+        )),
+        "/video_feed" | "/stream" => stream(state),
+        "/snapshot.jpg" => snapshot(state, &path).await,
+        "/api/status" => {
+            let body = serde_json::to_vec(&Status::gather(state)).unwrap_or_default();
+            no_store(respond(StatusCode::OK, "application/json", body))
+        }
+        _ => no_store(respond(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            Status::gather(state).prometheus(),
+        )),
+    }
+}
+
+fn stream(state: &AppState) -> Response<Body> {
+    let mut res = Response::new(mjpeg::body(&state.bus));
+    let h = res.headers_mut();
+    let ct = format!("multipart/x-mixed-replace;boundary={}", mjpeg::BOUNDARY);
+    if let Ok(v) = HeaderValue::from_str(&ct) {
+        h.insert(CONTENT_TYPE, v);
+    }
+    no_store(res)
+}
+
+fn jpeg(frame: &Frame) -> Response<Body> {
+    let mut res = respond(StatusCode::OK, "image/jpeg", frame.jpeg.clone());
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.6}", frame.captured.unix_seconds())) {
+        res.headers_mut().insert("x-timestamp", v);
+    }
+    no_store(res)
+}
+
+/// The newest frame. When frames are flowing it is sent at once; otherwise
+/// (nobody watching, so nothing is encoded) the request becomes a viewer
+/// for one frame.
+async fn snapshot(state: &AppState, path: &str) -> Response<Body> {
+    let fresh =
+        Duration::from_secs(2) / state.config.camera.fps.max(1) + Duration::from_millis(100);
+    if let Some(frame) = state.bus.latest()
+        && monotonic_now().saturating_sub(frame.captured.mono) < fresh
+    {
+        return jpeg(&frame);
+    }
+    let mut viewer = state.bus.viewer();
+    let frame = future::or(viewer.next(), async {
+        Timer::after(SNAPSHOT_WAIT).await;
+        None
+    })
+    .await;
+    match frame {
+        Some(frame) => jpeg(&frame),
+        None => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no frame from the camera",
+            path,
+        ),
+    }
+}

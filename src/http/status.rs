@@ -1,0 +1,228 @@
+//! What `/api/status` and `/metrics` report, gathered once per request from
+//! the counters of every stage.
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use serde::Serialize;
+
+use crate::app::AppState;
+
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub version: &'static str,
+    pub uptime_seconds: f64,
+    pub source: SourceStatus,
+    pub fps: Fps,
+    pub frames: Frames,
+    pub drops: Drops,
+    pub encode: EncodeStatus,
+    pub viewers: usize,
+    pub tap_clients: usize,
+    pub http_connections: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceStatus {
+    pub kind: &'static str,
+    pub device: Option<String>,
+    pub pixel_format: &'static str,
+    pub width: u32,
+    pub height: u32,
+    /// `starting`, `streaming` or `no_signal`.
+    pub state: &'static str,
+    pub last_error: Option<String>,
+    pub reconnects: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Fps {
+    pub target: u32,
+    /// Frames per second from the source, measured over the last seconds.
+    pub capture: f64,
+    /// Frames per second published to consumers.
+    pub output: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Frames {
+    pub captured: u64,
+    pub encoded: u64,
+    pub passed_through: u64,
+    pub published: u64,
+    /// Captured while nobody was watching, so not encoded.
+    pub idle: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Drops {
+    /// Skipped by the source (sequence gaps).
+    pub source: u64,
+    /// Every encoder was busy.
+    pub encoder_busy: u64,
+    /// mozjpeg failed.
+    pub encode_error: u64,
+    /// A raw buffer could not be converted.
+    pub convert: u64,
+    /// A camera JPEG failed the structural check.
+    pub corrupt: u64,
+    /// Frames live viewers skipped for a newer one.
+    pub viewer_skipped: u64,
+    /// Frames evicted from full ordered queues (tap, recorder).
+    pub ordered_overflow: u64,
+    /// Errors that closed the source.
+    pub capture_errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EncodeStatus {
+    pub quality: u8,
+    pub workers: usize,
+    pub mean_ms: f64,
+}
+
+impl Status {
+    pub fn gather(state: &AppState) -> Self {
+        let stats = &state.stats;
+        let bus = &state.bus;
+        let cfg = &state.config;
+        let capture = stats.capture_status();
+        let (fps_in, fps_out) = stats.rates();
+        let info = capture.info.as_ref();
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: round3(stats.uptime().as_secs_f64()),
+            source: SourceStatus {
+                kind: info.map_or(cfg.camera.source.name(), |i| i.kind.name()),
+                device: info.map(|i| i.device.clone()),
+                pixel_format: info.map_or(cfg.camera.pixel_format, |i| i.format).name(),
+                width: info.map_or(cfg.camera.size, |i| i.size).width,
+                height: info.map_or(cfg.camera.size, |i| i.size).height,
+                state: capture.state.name(),
+                last_error: capture.last_error,
+                reconnects: capture.reconnects,
+            },
+            fps: Fps {
+                target: info.map_or(cfg.camera.fps, |i| i.fps),
+                capture: round3(fps_in),
+                output: round3(fps_out),
+            },
+            frames: Frames {
+                captured: stats.captured.get(),
+                encoded: stats.encoded.get(),
+                passed_through: stats.passed_through.get(),
+                published: bus.published.get(),
+                idle: stats.idle.get(),
+            },
+            drops: Drops {
+                source: stats.dropped_source.get(),
+                encoder_busy: stats.dropped_busy.get(),
+                encode_error: stats.encode_errors.get(),
+                convert: stats.dropped_convert.get(),
+                corrupt: stats.dropped_corrupt.get(),
+                viewer_skipped: bus.viewer_skipped.get(),
+                ordered_overflow: bus.ordered_dropped.get(),
+                capture_errors: stats.capture_errors.get(),
+            },
+            encode: EncodeStatus {
+                quality: cfg.encode.quality,
+                workers: cfg.encode.workers,
+                mean_ms: round3(stats.mean_encode_ms()),
+            },
+            viewers: bus.viewer_count(),
+            tap_clients: state.tap_clients.load(Ordering::SeqCst),
+            http_connections: state.connections.load(Ordering::SeqCst),
+        }
+    }
+
+    /// The same figures in Prometheus' text exposition format.
+    pub fn prometheus(&self) -> String {
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
+            let _ = writeln!(out, "# HELP blackbox_{name} {help}");
+            let _ = writeln!(out, "# TYPE blackbox_{name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "blackbox_{name}{labels} {value}");
+            }
+        };
+        let f = &self.frames;
+        metric(
+            "frames_total",
+            "counter",
+            "Frames through each stage.",
+            &[
+                ("{stage=\"captured\"}", f.captured as f64),
+                ("{stage=\"encoded\"}", f.encoded as f64),
+                ("{stage=\"passed_through\"}", f.passed_through as f64),
+                ("{stage=\"published\"}", f.published as f64),
+                ("{stage=\"idle\"}", f.idle as f64),
+            ],
+        );
+        let d = &self.drops;
+        metric(
+            "frames_dropped_total",
+            "counter",
+            "Frames dropped, by reason.",
+            &[
+                ("{reason=\"source\"}", d.source as f64),
+                ("{reason=\"encoder_busy\"}", d.encoder_busy as f64),
+                ("{reason=\"encode_error\"}", d.encode_error as f64),
+                ("{reason=\"convert\"}", d.convert as f64),
+                ("{reason=\"corrupt\"}", d.corrupt as f64),
+                ("{reason=\"viewer_skipped\"}", d.viewer_skipped as f64),
+                ("{reason=\"ordered_overflow\"}", d.ordered_overflow as f64),
+            ],
+        );
+        metric(
+            "capture_errors_total",
+            "counter",
+            "Source errors that closed and reopened the camera.",
+            &[("", d.capture_errors as f64)],
+        );
+        metric(
+            "fps",
+            "gauge",
+            "Frames per second: target, measured capture, measured output.",
+            &[
+                ("{kind=\"target\"}", f64::from(self.fps.target)),
+                ("{kind=\"capture\"}", self.fps.capture),
+                ("{kind=\"output\"}", self.fps.output),
+            ],
+        );
+        metric(
+            "encode_mean_milliseconds",
+            "gauge",
+            "Mean JPEG encode time per frame.",
+            &[("", self.encode.mean_ms)],
+        );
+        metric(
+            "capture_streaming",
+            "gauge",
+            "1 while frames flow from the source.",
+            &[("", f64::from(u8::from(self.source.state == "streaming")))],
+        );
+        metric(
+            "viewers",
+            "gauge",
+            "Live MJPEG viewers.",
+            &[("", self.viewers as f64)],
+        );
+        metric(
+            "tap_clients",
+            "gauge",
+            "Connected frame-tap clients.",
+            &[("", self.tap_clients as f64)],
+        );
+        metric(
+            "uptime_seconds",
+            "gauge",
+            "Seconds since start.",
+            &[("", self.uptime_seconds)],
+        );
+        out
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,410 @@
+//! The capture thread and the encoder pool: from a [`Source`] to encoded
+//! frames on the [`Bus`], in capture order.
+//!
+//! # Implementation
+//! - The capture thread owns the source. For each raw frame it checks that
+//!   somebody will consume it ([`Bus::has_consumers`]), then converts the
+//!   driver's buffer straight into a pooled [`I420`] image: that single pass
+//!   is the only read of the buffer, so it can go back to the driver at once.
+//!   JPEG frames from the camera are checked and copied once instead.
+//! - Converted images go to `workers` encoder threads through a bounded
+//!   queue. If the queue is full the frame is dropped and counted: capture
+//!   never waits for the encoders.
+//! - Each job carries an index; the [`Sequencer`] publishes finished frames
+//!   strictly in index order, so a fast worker cannot overtake a slow one.
+//!   A frame that fails to encode still advances the index (as a gap).
+//! - A source error closes the source and reopens it with back-off (0.5 s,
+//!   doubling to 5 s), while the HTTP side keeps serving.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::bus::Bus;
+use crate::capture::{CaptureError, Source};
+use crate::clock::Timestamp;
+use crate::convert::{self, I420};
+use crate::encode;
+use crate::frame::{Frame, PixelFormat, RawFrame};
+use crate::stats::Stats;
+use crate::sync::lock;
+
+/// Opens (or reopens) the source; called on the capture thread.
+pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Source>, CaptureError> + Send>;
+
+/// Settings for the encode stage.
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeSettings {
+    /// JPEG quality, 1..=100.
+    pub quality: u8,
+    /// Encoder threads, at least 1.
+    pub workers: usize,
+}
+
+/// The default number of encoder threads: one per core, at most four.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
+
+/// A converted frame waiting for an encoder.
+struct Job {
+    index: u64,
+    img: I420,
+    seq: u64,
+    captured: Timestamp,
+    source_format: PixelFormat,
+}
+
+/// Publishes frames in index order, whatever order they finish in.
+pub struct Sequencer {
+    bus: Arc<Bus>,
+    state: Mutex<SeqState>,
+}
+
+#[derive(Default)]
+struct SeqState {
+    next: u64,
+    pending: BTreeMap<u64, Option<Arc<Frame>>>,
+}
+
+impl Sequencer {
+    pub fn new(bus: Arc<Bus>) -> Self {
+        Self {
+            bus,
+            state: Mutex::new(SeqState::default()),
+        }
+    }
+
+    /// Reports job `index` done: `Some` to publish, `None` for a dropped frame.
+    pub fn complete(&self, index: u64, frame: Option<Arc<Frame>>) {
+        let mut st = lock(&self.state);
+        st.pending.insert(index, frame);
+        loop {
+            let next = st.next;
+            let Some(done) = st.pending.remove(&next) else {
+                break;
+            };
+            st.next += 1;
+            if let Some(frame) = done {
+                self.bus.publish(frame);
+            }
+        }
+    }
+}
+
+/// Recycled I420 images, so steady-state capture allocates nothing.
+#[derive(Default)]
+struct Pool(Mutex<Vec<I420>>);
+
+impl Pool {
+    fn take(&self) -> Option<I420> {
+        lock(&self.0).pop()
+    }
+    fn put(&self, img: I420) {
+        lock(&self.0).push(img);
+    }
+}
+
+/// The running capture thread and encoder pool.
+pub struct Pipeline {
+    stop: Arc<AtomicBool>,
+    capture: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// Starts capturing from what `open` returns, publishing to `bus`.
+    pub fn start(
+        open: Opener,
+        settings: EncodeSettings,
+        bus: Arc<Bus>,
+        stats: Arc<Stats>,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let workers_n = settings.workers.max(1);
+        let (tx, rx) = async_channel::bounded::<Job>(workers_n);
+        let sequencer = Arc::new(Sequencer::new(bus.clone()));
+        let pool = Arc::new(Pool::default());
+
+        let mut workers = Vec::with_capacity(workers_n);
+        for i in 0..workers_n {
+            let rx = rx.clone();
+            let sequencer = sequencer.clone();
+            let pool = pool.clone();
+            let stats = stats.clone();
+            let quality = settings.quality;
+            workers.push(
+                std::thread::Builder::new()
+                    .name(format!("encode-{i}"))
+                    .spawn(move || encode_worker(rx, quality, &sequencer, &pool, &stats))?,
+            );
+        }
+        drop(rx);
+
+        let capture = {
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("capture".into())
+                .spawn(move || {
+                    let mut cap = Capture {
+                        tx,
+                        sequencer,
+                        pool,
+                        stats,
+                        bus,
+                        next_index: 0,
+                        last_seq: None,
+                    };
+                    cap.run(open, &stop);
+                })?
+        };
+        Ok(Self {
+            stop,
+            capture: Some(capture),
+            workers,
+        })
+    }
+
+    /// Stops capture, lets the encoders finish what they hold, and joins
+    /// every thread.
+    pub fn shutdown(mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(c) = self.capture.take() {
+            let _ = c.join();
+        }
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+/// The capture thread's state.
+struct Capture {
+    tx: async_channel::Sender<Job>,
+    sequencer: Arc<Sequencer>,
+    pool: Arc<Pool>,
+    stats: Arc<Stats>,
+    bus: Arc<Bus>,
+    next_index: u64,
+    last_seq: Option<u64>,
+}
+
+const BACKOFF_FIRST: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Capture {
+    fn run(&mut self, mut open: Opener, stop: &AtomicBool) {
+        let mut backoff = BACKOFF_FIRST;
+        while !stop.load(Ordering::SeqCst) {
+            let mut source = match open() {
+                Ok(s) => s,
+                Err(e) => {
+                    log::warn!("cannot open the camera: {e}; retrying in {backoff:?}");
+                    self.stats.capture_errors.inc();
+                    self.stats.set_no_signal(e.to_string(), true);
+                    sleep_unless_stopped(backoff, stop);
+                    backoff = (backoff * 2).min(BACKOFF_MAX);
+                    continue;
+                }
+            };
+            let info = source.info();
+            log::info!(
+                "capturing from {} ({}): {} {} at {} fps",
+                info.kind.name(),
+                info.device,
+                info.format,
+                info.size,
+                info.fps
+            );
+            self.stats.set_streaming(info);
+            self.last_seq = None;
+            let mut streaming_since = Instant::now();
+            while !stop.load(Ordering::SeqCst) {
+                match source.next_frame() {
+                    Ok(frame) => {
+                        self.handle(frame);
+                        if streaming_since.elapsed() > BACKOFF_MAX {
+                            backoff = BACKOFF_FIRST;
+                            streaming_since = Instant::now();
+                        }
+                    }
+                    Err(e) => {
+                        log::warn!("camera error: {e}; reopening in {backoff:?}");
+                        self.stats.capture_errors.inc();
+                        self.stats.set_no_signal(e.to_string(), true);
+                        break;
+                    }
+                }
+            }
+            drop(source);
+            if !stop.load(Ordering::SeqCst) {
+                sleep_unless_stopped(backoff, stop);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+        }
+    }
+
+    fn handle(&mut self, raw: RawFrame<'_>) {
+        self.stats.captured.inc();
+        if let Some(last) = self.last_seq
+            && raw.seq > last + 1
+        {
+            self.stats.dropped_source.add(raw.seq - last - 1);
+        }
+        self.last_seq = Some(raw.seq);
+
+        if !self.bus.has_consumers() {
+            self.stats.idle.inc();
+            return;
+        }
+        if raw.format == PixelFormat::Mjpeg {
+            match encode::check_jpeg(raw.data) {
+                Ok(jpeg) => {
+                    self.stats.passed_through.inc();
+                    let frame = Frame {
+                        jpeg: Bytes::copy_from_slice(jpeg),
+                        seq: raw.seq,
+                        captured: raw.captured,
+                        size: raw.size,
+                        source_format: raw.format,
+                    };
+                    let index = self.claim_index();
+                    self.sequencer.complete(index, Some(Arc::new(frame)));
+                }
+                Err(e) => {
+                    log::debug!("frame {} dropped: {e}", raw.seq);
+                    self.stats.dropped_corrupt.inc();
+                }
+            }
+            return;
+        }
+        if self.tx.is_full() {
+            self.stats.dropped_busy.inc();
+            return;
+        }
+        let mut img = match self.pool.take() {
+            Some(img) => img,
+            None => match I420::new(raw.size) {
+                Ok(img) => img,
+                Err(e) => {
+                    log::warn!("frame {} dropped: {e}", raw.seq);
+                    self.stats.dropped_convert.inc();
+                    return;
+                }
+            },
+        };
+        if let Err(e) = convert::to_i420(raw.format, raw.data, raw.size, raw.stride, &mut img) {
+            log::warn!("frame {} dropped: {e}", raw.seq);
+            self.stats.dropped_convert.inc();
+            self.pool.put(img);
+            return;
+        }
+        let job = Job {
+            index: self.claim_index(),
+            img,
+            seq: raw.seq,
+            captured: raw.captured,
+            source_format: raw.format,
+        };
+        // Only this thread sends, and the queue had room above.
+        if let Err(e) = self.tx.try_send(job) {
+            let job = e.into_inner();
+            self.stats.dropped_busy.inc();
+            self.sequencer.complete(job.index, None);
+            self.pool.put(job.img);
+        }
+    }
+
+    fn claim_index(&mut self) -> u64 {
+        let i = self.next_index;
+        self.next_index += 1;
+        i
+    }
+}
+
+fn encode_worker(
+    rx: async_channel::Receiver<Job>,
+    quality: u8,
+    sequencer: &Sequencer,
+    pool: &Pool,
+    stats: &Stats,
+) {
+    while let Ok(job) = rx.recv_blocking() {
+        let t0 = Instant::now();
+        let result = encode::encode_i420(&job.img, quality);
+        stats.encode_ns.add(t0.elapsed().as_nanos() as u64);
+        let frame = match result {
+            Ok(jpeg) => {
+                stats.encoded.inc();
+                Some(Arc::new(Frame {
+                    jpeg: Bytes::from(jpeg),
+                    seq: job.seq,
+                    captured: job.captured,
+                    size: job.img.size(),
+                    source_format: job.source_format,
+                }))
+            }
+            Err(e) => {
+                log::warn!("frame {} dropped: {e}", job.seq);
+                stats.encode_errors.inc();
+                None
+            }
+        };
+        sequencer.complete(job.index, frame);
+        pool.put(job.img);
+    }
+}
+
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+    let deadline = Instant::now() + total;
+    while !stop.load(Ordering::SeqCst) {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::Size;
+
+    fn frame(seq: u64) -> Arc<Frame> {
+        Arc::new(Frame {
+            jpeg: Bytes::from_static(b"x"),
+            seq,
+            captured: Timestamp::now(),
+            size: Size::new(2, 2),
+            source_format: PixelFormat::Yuyv,
+        })
+    }
+
+    #[test]
+    fn sequencer_publishes_in_order_and_skips_gaps() {
+        let bus = Bus::new();
+        let rx = bus.subscribe_ordered(16);
+        let s = Sequencer::new(bus.clone());
+        s.complete(2, Some(frame(2)));
+        s.complete(1, None);
+        assert_eq!(bus.published.get(), 0, "waits for index 0");
+        s.complete(0, Some(frame(0)));
+        s.complete(3, Some(frame(3)));
+        let got: Vec<u64> = (0..3).map(|_| rx.recv_blocking().unwrap().seq).collect();
+        assert_eq!(got, vec![0, 2, 3]);
+    }
+}

@@ -1,0 +1,71 @@
+//! The frame tap: every frame, in order, to local programs over TCP (the
+//! seed's C-to-Python socket). Each message is a 4-byte big-endian length
+//! followed by that many bytes of JPEG; nothing is sent the other way.
+//!
+//! Each client is an ordered subscriber of the bus with a queue of
+//! `tap.queue_frames`; a client that falls further behind loses the oldest
+//! frames (counted as ordered overflow), and one whose socket accepts
+//! nothing for `http.write_timeout` is disconnected.
+
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_lite::{AsyncWriteExt, future};
+use smol::{Async, Executor, Timer};
+
+use crate::app::{AppState, Gauge};
+
+/// Accepts tap clients until shutdown.
+pub async fn serve(listener: Async<TcpListener>, state: Arc<AppState>, ex: Arc<Executor<'static>>) {
+    loop {
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            state.shutdown.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => break,
+            Some(Ok((stream, peer))) => {
+                log::info!("tap client {peer} connected");
+                ex.spawn(client(stream, state.clone())).detach();
+            }
+            Some(Err(e)) => {
+                log::warn!("tap accept failed: {e}");
+                Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+async fn client(mut stream: Async<TcpStream>, state: Arc<AppState>) {
+    let _open = Gauge::enter(&state.tap_clients);
+    let _ = stream.get_ref().set_nodelay(true);
+    let frames = state.bus.subscribe_ordered(state.config.tap.queue_frames);
+    let timeout = state.config.http.write_timeout;
+    while let Some(frame) = frames.recv().await {
+        let Ok(len) = u32::try_from(frame.jpeg.len()) else {
+            continue;
+        };
+        let write = async {
+            stream.write_all(&len.to_be_bytes()).await?;
+            stream.write_all(&frame.jpeg).await
+        };
+        let outcome = future::or(async { Some(write.await) }, async {
+            Timer::after(timeout).await;
+            None
+        })
+        .await;
+        match outcome {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                log::info!("tap client left: {e}");
+                return;
+            }
+            None => {
+                log::info!("tap client dropped: no progress for {timeout:?}");
+                return;
+            }
+        }
+    }
+}
