@@ -1,0 +1,265 @@
+//! Shared helpers for the integration tests: the real `blackbox` binary on
+//! 127.0.0.1 port 0, a real HTTP client, an MJPEG part reader and a JPEG
+//! decoder that reads the test pattern's sequence number back.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use zune_jpeg::JpegDecoder;
+use zune_jpeg::zune_core::colorspace::ColorSpace;
+use zune_jpeg::zune_core::options::DecoderOptions;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_blackbox");
+
+/// A running blackbox; killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub tap_port: Option<u16>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Server {
+    /// Starts `blackbox run --listen 127.0.0.1:0 ARGS...` and waits for the
+    /// line that announces the port.
+    pub fn start(args: &[&str]) -> Server {
+        let mut child = Command::new(BIN)
+            .arg("run")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start blackbox");
+        let stderr = child.stderr.take().expect("stderr");
+        let stderr = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(stderr).read_to_string(&mut s);
+            s
+        });
+        let mut out = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut port = None;
+        let mut tap_port = None;
+        let want_tap = args.contains(&"--tap");
+        loop {
+            let mut line = String::new();
+            if out.read_line(&mut line).expect("read stdout") == 0 {
+                panic!(
+                    "blackbox exited before announcing its port: {:?}",
+                    child.wait()
+                );
+            }
+            if let Some(rest) = line.trim().strip_prefix("blackbox: live view at http://") {
+                let addr = rest.trim_end_matches('/');
+                port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
+            }
+            if let Some(rest) = line.trim().strip_prefix("blackbox: frame tap at ") {
+                tap_port = Some(rest.rsplit(':').next().unwrap().parse().unwrap());
+            }
+            if port.is_some() && (!want_tap || tap_port.is_some()) {
+                break;
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = out.read_to_string(&mut sink);
+        });
+        Server {
+            child,
+            port: port.unwrap(),
+            tap_port,
+            stderr: Some(stderr),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+
+    pub fn status(&self) -> serde_json::Value {
+        let (code, _, body) = get(&self.url("/api/status"));
+        assert_eq!(code, 200);
+        serde_json::from_slice(&body).expect("status is JSON")
+    }
+
+    /// Sends SIGTERM and returns what the server logged.
+    pub fn terminate(&mut self) -> String {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+        self.stderr
+            .take()
+            .map(|h| h.join().unwrap_or_default())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn agent(timeout: Option<Duration>) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(timeout)
+        .build()
+        .into()
+}
+
+/// GET with a real HTTP client: (status, headers, body).
+pub fn get(url: &str) -> (u16, HashMap<String, String>, Vec<u8>) {
+    request("GET", url)
+}
+
+pub fn request(method: &str, url: &str) -> (u16, HashMap<String, String>, Vec<u8>) {
+    let agent = agent(Some(Duration::from_secs(10)));
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(url)
+        .body(())
+        .unwrap();
+    let mut res = agent.run(req).expect("request");
+    let headers = res
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let code = res.status().as_u16();
+    let body = res.body_mut().read_to_vec().unwrap_or_default();
+    (code, headers, body)
+}
+
+/// One part of a multipart MJPEG stream.
+pub struct Part {
+    pub headers: HashMap<String, String>,
+    pub data: Vec<u8>,
+}
+
+/// Reads parts from `/video_feed` (or any multipart/x-mixed-replace body).
+pub struct MjpegReader {
+    pub headers: HashMap<String, String>,
+    reader: BufReader<Box<dyn Read + Send>>,
+    boundary: String,
+    started: bool,
+}
+
+impl MjpegReader {
+    pub fn open(url: &str) -> MjpegReader {
+        let res = agent(None).get(url).call().expect("open stream");
+        assert_eq!(res.status().as_u16(), 200);
+        let headers: HashMap<String, String> = res
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+            .collect();
+        let ct = headers.get("content-type").cloned().unwrap_or_default();
+        let boundary = ct
+            .split("boundary=")
+            .nth(1)
+            .expect("boundary in content-type")
+            .trim_matches('"')
+            .to_string();
+        let reader: Box<dyn Read + Send> = Box::new(res.into_body().into_reader());
+        MjpegReader {
+            headers,
+            reader: BufReader::new(reader),
+            boundary,
+            started: false,
+        }
+    }
+
+    fn line(&mut self) -> Option<String> {
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
+        }
+    }
+
+    /// The next part, or `None` at the end of the stream.
+    pub fn next_part(&mut self) -> Option<Part> {
+        if !self.started {
+            let first = self.line()?;
+            assert_eq!(first, format!("--{}", self.boundary));
+            self.started = true;
+        }
+        let mut headers = HashMap::new();
+        loop {
+            let line = self.line()?;
+            if line.is_empty() {
+                break;
+            }
+            let (k, v) = line.split_once(':').expect("part header");
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+        let len: usize = headers["content-length"].parse().expect("content-length");
+        let mut data = vec![0u8; len];
+        self.reader.read_exact(&mut data).ok()?;
+        let blank = self.line()?;
+        assert_eq!(blank, "", "part data must be followed by CRLF");
+        let boundary = self.line()?;
+        assert_eq!(boundary, format!("--{}", self.boundary));
+        Some(Part { headers, data })
+    }
+}
+
+/// Decodes the luma of a JPEG: (pixels, width, height).
+pub fn decode_luma(jpeg: &[u8]) -> (Vec<u8>, usize, usize) {
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::Luma);
+    let mut dec = JpegDecoder::new_with_options(std::io::Cursor::new(jpeg), options);
+    let pixels = dec.decode().expect("a decodable JPEG");
+    let info = dec.info().expect("image info");
+    (pixels, info.width as usize, info.height as usize)
+}
+
+/// The sequence number the test pattern drew into a JPEG.
+pub fn sequence_of(jpeg: &[u8]) -> u32 {
+    let (luma, w, h) = decode_luma(jpeg);
+    blackbox::capture::testsrc::read_sequence(&luma, w, h, w).expect("sequence strip")
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!(
+            "blackbox-{name}-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
