@@ -1,1 +1,126 @@
-fn main() {}
+//! Encode cost at 1280x720 and 1920x1080: bare mozjpeg on a ready I420 frame
+//! (the baseline) against blackbox's full path for YUYV and NV12 cameras
+//! (conversion into the padded I420 image, mozjpeg, publishing on the bus to
+//! a live viewer), on the test pattern with sensor-like noise added. Prints the ratio full/bare per size and format, from
+//! medians measured in this run.
+//!
+//! Run: `cargo bench --bench encode`.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use blackbox::bus::Bus;
+use blackbox::capture::testsrc::TestSource;
+use blackbox::clock::Timestamp;
+use blackbox::convert::{self, I420};
+use blackbox::encode;
+use blackbox::frame::{Frame, PixelFormat, Size};
+use bytes::Bytes;
+use criterion::{Criterion, criterion_group};
+
+const QUALITY: u8 = 80;
+const SIZES: [Size; 2] = [Size::new(1280, 720), Size::new(1920, 1080)];
+const FORMATS: [PixelFormat; 2] = [PixelFormat::Yuyv, PixelFormat::Nv12];
+
+fn group_name(size: Size) -> String {
+    format!("encode_{size}")
+}
+
+/// Flat test-pattern colours compress unrealistically fast; a camera's
+/// picture carries sensor noise. Adds a deterministic +-6 level of it.
+fn add_sensor_noise(img: &mut I420) {
+    let mut x: u32 = 0x9E37_79B9;
+    let (y, u, v) = img.planes_mut();
+    for plane in [y, u, v] {
+        for px in plane.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            let delta = (x % 13) as i16 - 6;
+            *px = (i16::from(*px) + delta).clamp(16, 240) as u8;
+        }
+    }
+    img.pad();
+}
+
+fn bench(c: &mut Criterion) {
+    for size in SIZES {
+        // Real picture content: the test pattern, as a camera would send it.
+        let mut src = TestSource::new(size, 30, PixelFormat::Yuyv, QUALITY).expect("pattern");
+        let mut i420 = src.render(1234, Timestamp::now()).clone();
+        add_sensor_noise(&mut i420);
+        let mut group = c.benchmark_group(group_name(size));
+        group.bench_function("bare_mozjpeg", |b| {
+            b.iter(|| black_box(encode::encode_i420(black_box(&i420), QUALITY).expect("encode")))
+        });
+        for format in FORMATS {
+            let mut packed = Vec::new();
+            let stride = convert::pack(&i420, format, &mut packed).expect("pack");
+            let bus = Bus::new();
+            let mut viewer = bus.viewer();
+            let mut img = I420::new(size).expect("size");
+            group.bench_function(format!("full_{format}"), |b| {
+                b.iter(|| {
+                    convert::to_i420(format, black_box(&packed), size, stride, &mut img)
+                        .expect("convert");
+                    let jpeg = encode::encode_i420(&img, QUALITY).expect("encode");
+                    bus.publish(Arc::new(Frame {
+                        jpeg: Bytes::from(jpeg),
+                        seq: 0,
+                        captured: Timestamp::now(),
+                        size,
+                        source_format: format,
+                    }));
+                    black_box(viewer.next_blocking())
+                })
+            });
+        }
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = bench
+}
+
+/// The median criterion measured for one benchmark in this run, in ns.
+fn median_ns(group: &str, function: &str) -> Option<f64> {
+    let home = std::env::var_os("CRITERION_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("target/criterion"));
+    let path = home.join(group).join(function).join("new/estimates.json");
+    let text = std::fs::read_to_string(path).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    v["median"]["point_estimate"].as_f64()
+}
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    println!();
+    println!("full path / bare mozjpeg (medians of this run, quality {QUALITY}):");
+    for size in SIZES {
+        let group = group_name(size);
+        let Some(bare) = median_ns(&group, "bare_mozjpeg") else {
+            println!("  {size}: no estimates (run with `cargo bench`, not in test mode)");
+            continue;
+        };
+        for format in FORMATS {
+            if let Some(full) = median_ns(&group, &format!("full_{format}")) {
+                println!(
+                    "  {size} {format}: bare {:.2} ms, full {:.2} ms, ratio {:.3}",
+                    bare / 1e6,
+                    full / 1e6,
+                    full / bare
+                );
+            }
+        }
+    }
+}
