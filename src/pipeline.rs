@@ -394,6 +394,95 @@ mod tests {
         })
     }
 
+    /// A camera that plays a script: frames (JPEG bytes with a sequence
+    /// number) and failures.
+    struct Scripted {
+        script: std::vec::IntoIter<Result<(u64, Vec<u8>), ()>>,
+        current: Vec<u8>,
+    }
+
+    impl Source for Scripted {
+        fn info(&self) -> crate::capture::SourceInfo {
+            crate::capture::SourceInfo {
+                kind: crate::capture::SourceKind::Testsrc,
+                device: "script".into(),
+                format: PixelFormat::Mjpeg,
+                size: Size::new(320, 240),
+                fps: 100,
+            }
+        }
+        fn next_frame(&mut self) -> Result<RawFrame<'_>, CaptureError> {
+            std::thread::sleep(Duration::from_millis(5));
+            match self.script.next() {
+                Some(Ok((seq, bytes))) => {
+                    self.current = bytes;
+                    Ok(RawFrame {
+                        data: &self.current,
+                        format: PixelFormat::Mjpeg,
+                        size: Size::new(320, 240),
+                        stride: 0,
+                        seq,
+                        captured: Timestamp::now(),
+                    })
+                }
+                Some(Err(())) => Err(CaptureError::Gone("unplugged".into())),
+                None => Err(CaptureError::Timeout(Duration::from_millis(5))),
+            }
+        }
+    }
+
+    #[test]
+    fn corrupt_frames_gaps_and_errors_are_counted_not_fatal() {
+        let good = encode::encode_i420(&I420::new(Size::new(320, 240)).unwrap(), 80).unwrap();
+        let truncated = good[..good.len() / 2].to_vec();
+        let script = vec![
+            Ok((0, good.clone())),
+            Ok((1, truncated)),
+            Ok((2, vec![0xFF, 0xD8])),
+            Ok((5, good.clone())), // the camera skipped 3 and 4
+            Err(()),
+        ];
+        let opened = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let opens = opened.clone();
+        let open: Opener = Box::new(move || {
+            // The first open plays the script; reopens play one good frame.
+            let n = opens.fetch_add(1, Ordering::SeqCst);
+            let script = if n == 0 {
+                script.clone()
+            } else {
+                vec![Ok((0, good.clone()))]
+            };
+            Ok(Box::new(Scripted {
+                script: script.into_iter(),
+                current: Vec::new(),
+            }) as Box<dyn Source>)
+        });
+        let bus = Bus::new();
+        let rx = bus.subscribe_ordered(16);
+        let stats = Arc::new(Stats::default());
+        let settings = EncodeSettings {
+            quality: 80,
+            workers: 1,
+        };
+        let pipeline = Pipeline::start(open, settings, bus.clone(), stats.clone()).unwrap();
+        let seqs: Vec<u64> = (0..3).map(|_| rx.recv_blocking().unwrap().seq).collect();
+        pipeline.shutdown();
+        assert_eq!(
+            seqs,
+            vec![0, 5, 0],
+            "good frames, then the reopened camera's"
+        );
+        assert_eq!(stats.dropped_corrupt.get(), 2);
+        assert_eq!(stats.dropped_source.get(), 2);
+        assert_eq!(stats.passed_through.get(), 3);
+        assert!(stats.capture_errors.get() >= 1);
+        assert!(stats.capture_status().reconnects >= 1);
+        assert!(
+            opened.load(Ordering::SeqCst) >= 2,
+            "the source was reopened"
+        );
+    }
+
     #[test]
     fn sequencer_publishes_in_order_and_skips_gaps() {
         let bus = Bus::new();
