@@ -72,6 +72,7 @@ fn bench(c: &mut Criterion) {
                         captured: Timestamp::now(),
                         size,
                         source_format: format,
+                        placeholder: false,
                     }));
                     black_box(viewer.next_blocking())
                 })

@@ -15,7 +15,7 @@ use smol::{Async, Executor, Timer};
 use crate::bus::Bus;
 use crate::capture;
 use crate::config::Config;
-use crate::pipeline::{EncodeSettings, Opener, Pipeline};
+use crate::pipeline::{Camera, EncodeSettings, Opener, Pipeline};
 use crate::stats::Stats;
 use crate::sync::Shutdown;
 
@@ -106,14 +106,21 @@ pub fn run(config: Config) -> Result<(), AppError> {
 
     let stats = Arc::new(Stats::default());
     let bus = Bus::new();
-    let camera = config.camera.clone();
     let quality = config.encode.quality;
-    let open: Opener = Box::new(move || capture::open(&camera, quality));
+    let camera = {
+        let (for_open, for_presence) = (config.camera.clone(), config.camera.clone());
+        let open: Opener = Box::new(move || capture::open(&for_open, quality));
+        Camera {
+            open,
+            present: Box::new(move || capture::present(&for_presence)),
+            placeholder_size: config.camera.size,
+        }
+    };
     let settings = EncodeSettings {
         quality,
         workers: config.encode.workers,
     };
-    let pipeline = Pipeline::start(open, settings, bus.clone(), stats.clone())?;
+    let pipeline = Pipeline::start(camera, settings, bus.clone(), stats.clone())?;
 
     let http_addr = http_listener.get_ref().local_addr()?;
     let tap_addr = match &tap_listener {

@@ -239,6 +239,7 @@ mod tests {
             captured: Timestamp::now(),
             size: Size::new(2, 2),
             source_format: PixelFormat::Yuyv,
+            placeholder: false,
         })
     }
 

@@ -30,7 +30,17 @@ enum Command {
     /// Values come from the defaults, then the config file, then these
     /// flags. Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=debug)
     /// for more.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// List V4L2 devices: inputs, pixel formats, sizes and frame rates.
+    ///
+    /// With no DEVICE, every /dev/video* node is listed.
+    Probe {
+        /// A device node, e.g. /dev/video0
+        device: Option<PathBuf>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -38,16 +48,22 @@ struct RunArgs {
     /// TOML config file (sections [camera], [encode], [http], [tap]; see README)
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Frame source: testsrc (the built-in test pattern)
+    /// Frame source: testsrc (the built-in test pattern), v4l2 (a V4L2 camera) or rpicam (the Pi camera via rpicam-vid) [default: testsrc]
     #[arg(long, value_name = "KIND")]
     source: Option<String>,
+    /// V4L2 device node [default: /dev/video0]
+    #[arg(long, value_name = "PATH")]
+    device: Option<String>,
+    /// V4L2 input index to select (see `blackbox probe`) [default: the current input]
+    #[arg(long, value_name = "N")]
+    input: Option<String>,
     /// Frame size, WIDTHxHEIGHT, both even [default: 1280x720]
     #[arg(long, value_name = "WxH")]
     size: Option<String>,
     /// Frames per second, 1-240 [default: 30]
     #[arg(long, value_name = "N")]
     fps: Option<String>,
-    /// What the source delivers: yuyv, nv12, yu12 (encoded here) or mjpeg (passed through) [default: yuyv]
+    /// What the camera delivers: yuyv, nv12, yu12 (encoded here), mjpeg (passed through) or auto (MJPEG if offered) [default: auto]
     #[arg(long, value_name = "FORMAT")]
     pixel_format: Option<String>,
     /// JPEG quality, 1-100 [default: 80]
@@ -74,13 +90,39 @@ pub fn main() -> i32 {
         .format_timestamp_millis()
         .init();
     match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
+        Command::Probe { device, json } => probe(device, json),
+    }
+}
+
+fn probe(device: Option<PathBuf>, json: bool) -> i32 {
+    match crate::probe::probe(device.as_deref()) {
+        Ok(reports) => {
+            if json {
+                match serde_json::to_string_pretty(&reports) {
+                    Ok(text) => println!("{text}"),
+                    Err(e) => {
+                        eprintln!("blackbox: {e}");
+                        return 1;
+                    }
+                }
+            } else {
+                print!("{}", crate::probe::to_text(&reports));
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("blackbox: {e}");
+            1
+        }
     }
 }
 
 fn run(args: RunArgs) -> i32 {
     let overrides = Overrides {
         source: args.source,
+        device: args.device,
+        input: args.input,
         size: args.size,
         fps: args.fps,
         pixel_format: args.pixel_format,

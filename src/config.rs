@@ -19,9 +19,20 @@ use crate::frame::{PixelFormat, Size};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CameraConfig {
     pub source: SourceKind,
+    /// The V4L2 device node (`v4l2` source).
+    pub device: String,
+    /// The V4L2 input to select; `None` keeps the device's current input.
+    pub input: Option<u32>,
     pub size: Size,
     pub fps: u32,
-    pub pixel_format: PixelFormat,
+    /// `None` (`auto`): the best the source offers (MJPEG, YUYV, NV12, YU12).
+    pub pixel_format: Option<PixelFormat>,
+    /// V4L2 buffers to request.
+    pub buffers: u32,
+    /// A source that delivers nothing for this long is reopened.
+    pub timeout: Duration,
+    /// The `rpicam-vid` program (`rpicam` source).
+    pub rpicam_path: String,
 }
 
 /// How raw frames become JPEGs.
@@ -64,9 +75,14 @@ impl Default for Config {
         Self {
             camera: CameraConfig {
                 source: SourceKind::Testsrc,
+                device: "/dev/video0".into(),
+                input: None,
                 size: Size::new(1280, 720),
                 fps: 30,
-                pixel_format: PixelFormat::Yuyv,
+                pixel_format: None,
+                buffers: 4,
+                timeout: Duration::from_secs(2),
+                rpicam_path: "rpicam-vid".into(),
             },
             encode: EncodeConfig {
                 quality: 80,
@@ -88,6 +104,8 @@ impl Default for Config {
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub source: Option<String>,
+    pub device: Option<String>,
+    pub input: Option<String>,
     pub size: Option<String>,
     pub fps: Option<String>,
     pub pixel_format: Option<String>,
@@ -173,9 +191,14 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct FileCamera {
     source: Option<toml::Value>,
+    device: Option<toml::Value>,
+    input: Option<toml::Value>,
     size: Option<toml::Value>,
     fps: Option<toml::Value>,
     pixel_format: Option<toml::Value>,
+    buffers: Option<toml::Value>,
+    timeout: Option<toml::Value>,
+    rpicam_path: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +249,54 @@ impl Config {
                 )
             })?;
         }
+        if let Some(v) = pick(&overrides.device, parsed.camera.device) {
+            if v.trim().is_empty() {
+                return Err(invalid(
+                    "camera.device",
+                    Some("--device"),
+                    &v,
+                    "must not be empty".into(),
+                ));
+            }
+            cfg.camera.device = v.trim().to_string();
+        }
+        if let Some(v) = pick(&overrides.input, parsed.camera.input) {
+            cfg.camera.input = match v.trim() {
+                "" | "current" => None,
+                n => Some(
+                    number(n, 0, 255)
+                        .map_err(|e| invalid("camera.input", Some("--input"), &v, e))?
+                        as u32,
+                ),
+            };
+        }
+        if let Some(v) = text(parsed.camera.buffers) {
+            cfg.camera.buffers =
+                number(&v, 2, 32).map_err(|e| invalid("camera.buffers", None, &v, e))? as u32;
+        }
+        if let Some(v) = text(parsed.camera.timeout) {
+            cfg.camera.timeout = parse_duration(&v)
+                .filter(|d| *d >= Duration::from_millis(100))
+                .ok_or_else(|| {
+                    invalid(
+                        "camera.timeout",
+                        None,
+                        &v,
+                        "expected a duration of at least 100ms, such as \"2s\"".into(),
+                    )
+                })?;
+        }
+        if let Some(v) = text(parsed.camera.rpicam_path) {
+            if v.trim().is_empty() {
+                return Err(invalid(
+                    "camera.rpicam_path",
+                    None,
+                    &v,
+                    "must not be empty".into(),
+                ));
+            }
+            cfg.camera.rpicam_path = v.trim().to_string();
+        }
         if let Some(v) = pick(&overrides.size, parsed.camera.size) {
             cfg.camera.size = v
                 .parse::<Size>()
@@ -236,9 +307,17 @@ impl Config {
                 number(&v, 1, 240).map_err(|e| invalid("camera.fps", Some("--fps"), &v, e))? as u32;
         }
         if let Some(v) = pick(&overrides.pixel_format, parsed.camera.pixel_format) {
-            cfg.camera.pixel_format = v
-                .parse::<PixelFormat>()
-                .map_err(|e| invalid("camera.pixel_format", Some("--pixel-format"), &v, e))?;
+            cfg.camera.pixel_format = match v.trim() {
+                "auto" => None,
+                f => Some(f.parse::<PixelFormat>().map_err(|e| {
+                    invalid(
+                        "camera.pixel_format",
+                        Some("--pixel-format"),
+                        &v,
+                        format!("{e}, or auto"),
+                    )
+                })?),
+            };
         }
         if let Some(v) = pick(&overrides.quality, parsed.encode.quality) {
             cfg.encode.quality = number(&v, 1, 100)

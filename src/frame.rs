@@ -124,6 +124,8 @@ pub struct Frame {
     pub size: Size,
     /// What the source delivered before encoding (MJPEG for pass-through).
     pub source_format: PixelFormat,
+    /// A "no signal" stand-in, not a picture from the camera.
+    pub placeholder: bool,
 }
 
 #[cfg(test)]

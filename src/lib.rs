@@ -28,6 +28,8 @@ pub mod font;
 pub mod frame;
 pub mod http;
 pub mod pipeline;
+pub mod placeholder;
+pub mod probe;
 pub mod stats;
 pub mod sync;
 pub mod tap;

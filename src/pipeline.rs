@@ -14,7 +14,12 @@
 //!   strictly in index order, so a fast worker cannot overtake a slow one.
 //!   A frame that fails to encode still advances the index (as a gap).
 //! - A source error closes the source and reopens it with back-off (0.5 s,
-//!   doubling to 5 s), while the HTTP side keeps serving.
+//!   doubling to 5 s), while the HTTP side keeps serving. If the camera has a
+//!   sign of presence (a device node), its reappearance ends the wait at once,
+//!   so a replugged camera streams again within a fraction of a second. A bad
+//!   single frame is counted and skipped without reopening.
+//! - While the source is not streaming, a placeholder thread publishes a
+//!   "NO SIGNAL" frame once a second (only if somebody is watching).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,11 +35,34 @@ use crate::clock::Timestamp;
 use crate::convert::{self, I420};
 use crate::encode;
 use crate::frame::{Frame, PixelFormat, RawFrame};
-use crate::stats::Stats;
+use crate::stats::{CaptureState, Stats};
 use crate::sync::lock;
 
 /// Opens (or reopens) the source; called on the capture thread.
 pub type Opener = Box<dyn FnMut() -> Result<Box<dyn Source>, CaptureError> + Send>;
+
+/// Whether the camera looks present (`Some(true)`), absent (`Some(false)`),
+/// or cannot tell (`None`).
+pub type Presence = Box<dyn Fn() -> Option<bool> + Send>;
+
+/// How the pipeline reaches the camera.
+pub struct Camera {
+    pub open: Opener,
+    pub present: Presence,
+    /// The size placeholders are drawn at.
+    pub placeholder_size: crate::frame::Size,
+}
+
+impl Camera {
+    /// A camera with no sign of presence.
+    pub fn new(open: Opener, placeholder_size: crate::frame::Size) -> Self {
+        Self {
+            open,
+            present: Box::new(|| None),
+            placeholder_size,
+        }
+    }
+}
 
 /// Settings for the encode stage.
 #[derive(Clone, Copy, Debug)]
@@ -116,13 +144,14 @@ impl Pool {
 pub struct Pipeline {
     stop: Arc<AtomicBool>,
     capture: Option<JoinHandle<()>>,
+    placeholder: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl Pipeline {
     /// Starts capturing from what `open` returns, publishing to `bus`.
     pub fn start(
-        open: Opener,
+        camera: Camera,
         settings: EncodeSettings,
         bus: Arc<Bus>,
         stats: Arc<Stats>,
@@ -148,6 +177,13 @@ impl Pipeline {
         }
         drop(rx);
 
+        let placeholder = {
+            let (stop, bus, stats) = (stop.clone(), bus.clone(), stats.clone());
+            let size = camera.placeholder_size;
+            std::thread::Builder::new()
+                .name("placeholder".into())
+                .spawn(move || placeholder_loop(size, &bus, &stats, &stop))?
+        };
         let capture = {
             let stop = stop.clone();
             std::thread::Builder::new()
@@ -162,12 +198,13 @@ impl Pipeline {
                         next_index: 0,
                         last_seq: None,
                     };
-                    cap.run(open, &stop);
+                    cap.run(camera, &stop);
                 })?
         };
         Ok(Self {
             stop,
             capture: Some(capture),
+            placeholder: Some(placeholder),
             workers,
         })
     }
@@ -178,6 +215,9 @@ impl Pipeline {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(c) = self.capture.take() {
             let _ = c.join();
+        }
+        if let Some(p) = self.placeholder.take() {
+            let _ = p.join();
         }
         for w in self.workers.drain(..) {
             let _ = w.join();
@@ -206,16 +246,16 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 impl Capture {
-    fn run(&mut self, mut open: Opener, stop: &AtomicBool) {
+    fn run(&mut self, mut camera: Camera, stop: &AtomicBool) {
         let mut backoff = BACKOFF_FIRST;
         while !stop.load(Ordering::SeqCst) {
-            let mut source = match open() {
+            let mut source = match (camera.open)() {
                 Ok(s) => s,
                 Err(e) => {
                     log::warn!("cannot open the camera: {e}; retrying in {backoff:?}");
                     self.stats.capture_errors.inc();
                     self.stats.set_no_signal(e.to_string(), true);
-                    sleep_unless_stopped(backoff, stop);
+                    wait_to_reopen(backoff, &camera.present, stop);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
@@ -229,16 +269,27 @@ impl Capture {
                 info.size,
                 info.fps
             );
-            self.stats.set_streaming(info);
+            // "Streaming" only once a frame has actually arrived.
+            let mut announced = Some(info);
             self.last_seq = None;
             let mut streaming_since = Instant::now();
             while !stop.load(Ordering::SeqCst) {
                 match source.next_frame() {
                     Ok(frame) => {
+                        if let Some(info) = announced.take() {
+                            self.stats.set_streaming(info);
+                        }
                         self.handle(frame);
                         if streaming_since.elapsed() > BACKOFF_MAX {
                             backoff = BACKOFF_FIRST;
                             streaming_since = Instant::now();
+                        }
+                    }
+                    Err(e) if !e.is_fatal() => {
+                        log::debug!("{e}");
+                        self.stats.dropped_bad.inc();
+                        if let CaptureError::BadFrame { seq: Some(seq), .. } = e {
+                            self.note_sequence(seq);
                         }
                     }
                     Err(e) => {
@@ -251,20 +302,25 @@ impl Capture {
             }
             drop(source);
             if !stop.load(Ordering::SeqCst) {
-                sleep_unless_stopped(backoff, stop);
+                wait_to_reopen(backoff, &camera.present, stop);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
     }
 
+    /// Counts frames the source skipped before `seq`.
+    fn note_sequence(&mut self, seq: u64) {
+        if let Some(last) = self.last_seq
+            && seq > last + 1
+        {
+            self.stats.dropped_source.add(seq - last - 1);
+        }
+        self.last_seq = Some(seq);
+    }
+
     fn handle(&mut self, raw: RawFrame<'_>) {
         self.stats.captured.inc();
-        if let Some(last) = self.last_seq
-            && raw.seq > last + 1
-        {
-            self.stats.dropped_source.add(raw.seq - last - 1);
-        }
-        self.last_seq = Some(raw.seq);
+        self.note_sequence(raw.seq);
 
         if !self.bus.has_consumers() {
             self.stats.idle.inc();
@@ -280,6 +336,7 @@ impl Capture {
                         captured: raw.captured,
                         size: raw.size,
                         source_format: raw.format,
+                        placeholder: false,
                     };
                     let index = self.claim_index();
                     self.sequencer.complete(index, Some(Arc::new(frame)));
@@ -355,6 +412,7 @@ fn encode_worker(
                     captured: job.captured,
                     size: job.img.size(),
                     source_format: job.source_format,
+                    placeholder: false,
                 }))
             }
             Err(e) => {
@@ -368,14 +426,64 @@ fn encode_worker(
     }
 }
 
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) {
+/// Sleeps for `total`, or until stopped, or until the camera reappears
+/// (absent at some point during the wait, then present).
+fn wait_to_reopen(total: Duration, present: &Presence, stop: &AtomicBool) {
     let deadline = Instant::now() + total;
+    let mut was_absent = present() == Some(false);
     while !stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         if now >= deadline {
             break;
         }
         std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+        match present() {
+            Some(false) => was_absent = true,
+            Some(true) if was_absent => {
+                log::info!("the camera is back");
+                // Give udev and the driver a moment to finish setting it up.
+                std::thread::sleep(Duration::from_millis(100));
+                break;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Publishes a placeholder once a second while the source is not streaming
+/// and somebody is watching.
+fn placeholder_loop(size: crate::frame::Size, bus: &Bus, stats: &Stats, stop: &AtomicBool) {
+    let mut last: Option<Instant> = None;
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(100));
+        let status = stats.capture_status();
+        if status.state == CaptureState::Streaming {
+            last = None;
+            continue;
+        }
+        if !bus.has_consumers() || last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+            continue;
+        }
+        let (title, detail) = match status.state {
+            CaptureState::Starting => ("STARTING", "opening the camera".to_string()),
+            _ => ("NO SIGNAL", status.last_error.unwrap_or_default()),
+        };
+        let now = Timestamp::now();
+        match crate::placeholder::render(size, title, &detail, now.wall) {
+            Ok(jpeg) => {
+                stats.placeholders.inc();
+                bus.publish(Arc::new(Frame {
+                    jpeg: Bytes::from(jpeg),
+                    seq: 0,
+                    captured: now,
+                    size,
+                    source_format: PixelFormat::Mjpeg,
+                    placeholder: true,
+                }));
+            }
+            Err(e) => log::warn!("{e}"),
+        }
+        last = Some(Instant::now());
     }
 }
 
@@ -391,6 +499,7 @@ mod tests {
             captured: Timestamp::now(),
             size: Size::new(2, 2),
             source_format: PixelFormat::Yuyv,
+            placeholder: false,
         })
     }
 
@@ -464,8 +573,13 @@ mod tests {
             quality: 80,
             workers: 1,
         };
-        let pipeline = Pipeline::start(open, settings, bus.clone(), stats.clone()).unwrap();
-        let seqs: Vec<u64> = (0..3).map(|_| rx.recv_blocking().unwrap().seq).collect();
+        let camera = Camera::new(open, Size::new(320, 240));
+        let pipeline = Pipeline::start(camera, settings, bus.clone(), stats.clone()).unwrap();
+        let seqs: Vec<u64> = std::iter::from_fn(|| rx.recv_blocking())
+            .filter(|f| !f.placeholder)
+            .take(3)
+            .map(|f| f.seq)
+            .collect();
         pipeline.shutdown();
         assert_eq!(
             seqs,

@@ -74,6 +74,10 @@ pub struct Stats {
     pub dropped_corrupt: Counter,
     /// Raw frames that could not be converted (short buffer, bad stride).
     pub dropped_convert: Counter,
+    /// Frames the source reported bad (driver error flag, empty, truncated).
+    pub dropped_bad: Counter,
+    /// "No signal" frames published while the source was down.
+    pub placeholders: Counter,
     /// Frames mozjpeg failed on (panics caught).
     pub encode_errors: Counter,
     /// Frames encoded by the workers.
@@ -98,6 +102,8 @@ impl Default for Stats {
             dropped_busy: Counter::default(),
             dropped_corrupt: Counter::default(),
             dropped_convert: Counter::default(),
+            dropped_bad: Counter::default(),
+            placeholders: Counter::default(),
             encode_errors: Counter::default(),
             encoded: Counter::default(),
             passed_through: Counter::default(),

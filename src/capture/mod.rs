@@ -2,10 +2,13 @@
 //! lends it one raw frame at a time; this module defines the trait, the
 //! errors every source reports, and [`open`], which builds the configured one.
 //!
-//! Sources: [`testsrc`] (a synthetic camera for tests and demos). V4L2 devices
-//! and `rpicam-vid` plug in behind the same trait.
+//! Sources: [`v4l2`] (USB/UVC cameras and other V4L2 devices), [`rpicam`]
+//! (the Pi 5 camera through `rpicam-vid`) and [`testsrc`] (a synthetic camera
+//! for tests and demos).
 
+pub mod rpicam;
 pub mod testsrc;
+pub mod v4l2;
 
 use std::fmt;
 use std::time::Duration;
@@ -18,24 +21,32 @@ use crate::frame::{PixelFormat, RawFrame, Size};
 pub enum SourceKind {
     /// The built-in test pattern.
     Testsrc,
+    /// A V4L2 capture device.
+    V4l2,
+    /// `rpicam-vid` as a child process.
+    Rpicam,
 }
 
 impl SourceKind {
     pub fn name(self) -> &'static str {
         match self {
             Self::Testsrc => "testsrc",
+            Self::V4l2 => "v4l2",
+            Self::Rpicam => "rpicam",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "testsrc" => Some(Self::Testsrc),
+            "v4l2" => Some(Self::V4l2),
+            "rpicam" => Some(Self::Rpicam),
             _ => None,
         }
     }
 
     /// The names accepted by [`SourceKind::parse`], for error messages.
-    pub const NAMES: &'static str = "testsrc";
+    pub const NAMES: &'static str = "testsrc, v4l2, rpicam";
 }
 
 /// What a source delivers, as negotiated.
@@ -61,6 +72,17 @@ pub enum CaptureError {
     Io(std::io::Error),
     /// The device went away or the child exited.
     Gone(String),
+    /// One frame was bad (flagged by the driver, empty, truncated); the
+    /// source is fine and the next frame may be good. `seq` is the bad
+    /// frame's sequence number when known, so it is not also counted as a gap.
+    BadFrame { seq: Option<u64>, reason: String },
+}
+
+impl CaptureError {
+    /// Whether the source must be closed and reopened.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(self, Self::BadFrame { .. })
+    }
 }
 
 impl fmt::Display for CaptureError {
@@ -70,6 +92,7 @@ impl fmt::Display for CaptureError {
             Self::Timeout(d) => write!(f, "no frame for {} ms", d.as_millis()),
             Self::Io(e) => write!(f, "I/O error: {e}"),
             Self::Gone(m) => write!(f, "source gone: {m}"),
+            Self::BadFrame { reason, .. } => write!(f, "bad frame: {reason}"),
         }
     }
 }
@@ -100,8 +123,37 @@ pub fn open(cfg: &CameraConfig, quality: u8) -> Result<Box<dyn Source>, CaptureE
         SourceKind::Testsrc => Ok(Box::new(testsrc::TestSource::new(
             cfg.size,
             cfg.fps,
-            cfg.pixel_format,
+            cfg.pixel_format.unwrap_or(PixelFormat::Yuyv),
             quality,
         )?)),
+        SourceKind::V4l2 => Ok(Box::new(v4l2::V4l2Source::open(&v4l2::V4l2Request {
+            device: cfg.device.clone(),
+            input: cfg.input,
+            size: cfg.size,
+            fps: cfg.fps,
+            format: cfg.pixel_format,
+            buffers: cfg.buffers,
+            timeout: cfg.timeout,
+        })?)),
+        SourceKind::Rpicam => Ok(Box::new(rpicam::RpicamSource::spawn(
+            &rpicam::RpicamRequest {
+                program: cfg.rpicam_path.clone(),
+                size: cfg.size,
+                fps: cfg.fps,
+                mjpeg: cfg.pixel_format == Some(PixelFormat::Mjpeg),
+                quality,
+                timeout: cfg.timeout,
+            },
+        )?)),
+    }
+}
+
+/// Whether the configured camera looks present right now, for waking the
+/// reopen back-off early: a device node that (re)appears. `None` when the
+/// source has no such sign.
+pub fn present(cfg: &CameraConfig) -> Option<bool> {
+    match cfg.source {
+        SourceKind::V4l2 => Some(std::path::Path::new(&cfg.device).exists()),
+        _ => None,
     }
 }

@@ -52,6 +52,8 @@ pub struct Frames {
     pub published: u64,
     /// Captured while nobody was watching, so not encoded.
     pub idle: u64,
+    /// "No signal" frames sent while the camera was down.
+    pub placeholders: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -66,6 +68,8 @@ pub struct Drops {
     pub convert: u64,
     /// A camera JPEG failed the structural check.
     pub corrupt: u64,
+    /// The source reported a bad frame (driver error flag, empty, short).
+    pub bad_frame: u64,
     /// Frames live viewers skipped for a newer one.
     pub viewer_skipped: u64,
     /// Frames evicted from full ordered queues (tap, recorder).
@@ -95,7 +99,10 @@ impl Status {
             source: SourceStatus {
                 kind: info.map_or(cfg.camera.source.name(), |i| i.kind.name()),
                 device: info.map(|i| i.device.clone()),
-                pixel_format: info.map_or(cfg.camera.pixel_format, |i| i.format).name(),
+                pixel_format: info
+                    .map(|i| i.format.name())
+                    .or(cfg.camera.pixel_format.map(|f| f.name()))
+                    .unwrap_or("auto"),
                 width: info.map_or(cfg.camera.size, |i| i.size).width,
                 height: info.map_or(cfg.camera.size, |i| i.size).height,
                 state: capture.state.name(),
@@ -113,6 +120,7 @@ impl Status {
                 passed_through: stats.passed_through.get(),
                 published: bus.published.get(),
                 idle: stats.idle.get(),
+                placeholders: stats.placeholders.get(),
             },
             drops: Drops {
                 source: stats.dropped_source.get(),
@@ -120,6 +128,7 @@ impl Status {
                 encode_error: stats.encode_errors.get(),
                 convert: stats.dropped_convert.get(),
                 corrupt: stats.dropped_corrupt.get(),
+                bad_frame: stats.dropped_bad.get(),
                 viewer_skipped: bus.viewer_skipped.get(),
                 ordered_overflow: bus.ordered_dropped.get(),
                 capture_errors: stats.capture_errors.get(),
@@ -156,6 +165,7 @@ impl Status {
                 ("{stage=\"passed_through\"}", f.passed_through as f64),
                 ("{stage=\"published\"}", f.published as f64),
                 ("{stage=\"idle\"}", f.idle as f64),
+                ("{stage=\"placeholder\"}", f.placeholders as f64),
             ],
         );
         let d = &self.drops;
@@ -169,6 +179,7 @@ impl Status {
                 ("{reason=\"encode_error\"}", d.encode_error as f64),
                 ("{reason=\"convert\"}", d.convert as f64),
                 ("{reason=\"corrupt\"}", d.corrupt as f64),
+                ("{reason=\"bad_frame\"}", d.bad_frame as f64),
                 ("{reason=\"viewer_skipped\"}", d.viewer_skipped as f64),
                 ("{reason=\"ordered_overflow\"}", d.ordered_overflow as f64),
             ],

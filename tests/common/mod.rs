@@ -27,11 +27,17 @@ impl Server {
     /// Starts `blackbox run --listen 127.0.0.1:0 ARGS...` and waits for the
     /// line that announces the port.
     pub fn start(args: &[&str]) -> Server {
+        Self::start_with_env(args, &[])
+    }
+
+    /// Like [`Server::start`] with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(BIN)
             .arg("run")
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -101,6 +107,42 @@ impl Server {
         let (code, _, body) = get(&self.url("/api/status"));
         assert_eq!(code, 200);
         serde_json::from_slice(&body).expect("status is JSON")
+    }
+
+    /// Polls the status until `check` holds, for at most `secs` seconds.
+    pub fn wait_status(
+        &self,
+        secs: u64,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            let st = self.status();
+            if check(&st) {
+                return st;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {st}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Process ids of the server's children.
+    pub fn children(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        let tasks = format!("/proc/{}/task", self.pid());
+        for task in std::fs::read_dir(tasks).into_iter().flatten().flatten() {
+            if let Ok(list) = std::fs::read_to_string(task.path().join("children")) {
+                out.extend(
+                    list.split_whitespace()
+                        .filter_map(|p| p.parse::<i32>().ok()),
+                );
+            }
+        }
+        out
     }
 
     /// Sends SIGTERM and returns what the server logged.

@@ -1,0 +1,97 @@
+//! `blackbox probe`: what the V4L2 devices on this machine offer (inputs,
+//! pixel formats, sizes, frame rates), as text like `v4l2-ctl
+//! --list-formats-ext` or as JSON for scripts.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use crate::capture::CaptureError;
+use crate::capture::v4l2::{self, DeviceReport};
+
+/// The `/dev/video*` nodes, in numeric order.
+pub fn video_devices() -> Vec<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n = name.strip_prefix("video")?.parse::<u32>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Reports on `device`, or on every video device when `None`.
+pub fn probe(device: Option<&Path>) -> Result<Vec<DeviceReport>, CaptureError> {
+    match device {
+        Some(path) => Ok(vec![v4l2::describe(path)?]),
+        None => Ok(video_devices()
+            .iter()
+            .filter_map(|p| match v4l2::describe(p) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    log::warn!("{}: {e}", p.display());
+                    None
+                }
+            })
+            .collect()),
+    }
+}
+
+/// The reports as text.
+pub fn to_text(reports: &[DeviceReport]) -> String {
+    let mut out = String::new();
+    if reports.is_empty() {
+        out.push_str("no V4L2 video devices found\n");
+    }
+    for r in reports {
+        let _ = writeln!(
+            out,
+            "{}: {} (driver {}, {})",
+            r.path, r.card, r.driver, r.bus
+        );
+        if !r.capture {
+            out.push_str("  not a video capture device\n\n");
+            continue;
+        }
+        if !r.streaming {
+            out.push_str("  no streaming I/O: blackbox cannot use it\n");
+        }
+        if !r.inputs.is_empty() {
+            out.push_str("  inputs:\n");
+            for i in &r.inputs {
+                let dv = if i.dv_timings { ", DV timings" } else { "" };
+                let _ = writeln!(out, "    {}: {} ({}{dv})", i.index, i.name, i.kind);
+            }
+        }
+        out.push_str("  formats:\n");
+        for f in &r.formats {
+            let usable = match f.blackbox_name {
+                Some(name) => format!("--pixel-format {name}"),
+                None => "not used by blackbox".to_string(),
+            };
+            let _ = writeln!(out, "    {} ({}) [{usable}]", f.fourcc, f.description);
+            if let Some(((minw, minh), (maxw, maxh))) = f.size_range {
+                let _ = writeln!(out, "      sizes {minw}x{minh} to {maxw}x{maxh}");
+            }
+            for s in &f.sizes {
+                let mut rates: Vec<String> = s.fps.iter().map(|f| format!("{f}")).collect();
+                if let Some((lo, hi)) = s.fps_range {
+                    rates.push(format!("{lo}-{hi}"));
+                }
+                let _ = writeln!(
+                    out,
+                    "      {}x{}: {} fps",
+                    s.width,
+                    s.height,
+                    rates.join(", ")
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
