@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use common::{MjpegReader, Server, TempDir, decode_luma};
 
