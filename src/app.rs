@@ -89,13 +89,18 @@ fn bind(field: &'static str, addr: SocketAddr) -> Result<Async<TcpListener>, App
 }
 
 /// Runs blackbox until SIGTERM or SIGINT.
-pub fn run(config: Config) -> Result<(), AppError> {
+pub fn run(mut config: Config) -> Result<(), AppError> {
     // Sockets first: a bad address must fail before anything starts.
     let http_listener = bind("http.listen", config.http.listen)?;
     let tap_listener = match config.tap.listen {
         Some(addr) => Some(bind("tap.listen", addr)?),
         None => None,
     };
+
+    if config.camera.source == crate::capture::SourceKind::Auto {
+        config.camera = capture::detect(&config.camera);
+        log::info!("camera: chose {}", config.camera.source.name());
+    }
 
     let (signal_rx, signal_tx) = UnixStream::pair()?;
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {

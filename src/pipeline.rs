@@ -316,6 +316,7 @@ impl Capture {
             self.stats.dropped_source.add(seq - last - 1);
         }
         self.last_seq = Some(seq);
+        self.stats.last_sequence.store(seq, Ordering::Relaxed);
     }
 
     fn handle(&mut self, raw: RawFrame<'_>) {

@@ -88,6 +88,8 @@ pub struct Stats {
     pub encode_ns: Counter,
     /// Errors from the source (each one closes and reopens it).
     pub capture_errors: Counter,
+    /// The last sequence number the source reported (resets when it reopens).
+    pub last_sequence: AtomicU64,
     capture: Mutex<CaptureStatus>,
     rates: Mutex<RateWindow>,
     started: Instant,
@@ -109,6 +111,7 @@ impl Default for Stats {
             passed_through: Counter::default(),
             encode_ns: Counter::default(),
             capture_errors: Counter::default(),
+            last_sequence: AtomicU64::new(0),
             capture: Mutex::new(CaptureStatus {
                 state: CaptureState::Starting,
                 info: None,

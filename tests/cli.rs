@@ -129,3 +129,57 @@ fn help_documents_the_flags() {
     let out = run(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn probe_reports_and_refuses_clearly() {
+    // This machine may have no V4L2 devices at all; the listing still works.
+    let out = run(&["probe"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["probe", "--json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let parsed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("probe --json is JSON");
+    assert!(parsed.is_array());
+
+    let out = run(&["probe", "/dev/no-such-video9"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/dev/no-such-video9"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let out = run(&["probe", "/dev/null"]);
+    assert_ne!(out.status.code(), Some(0), "/dev/null is no camera");
+}
+
+#[test]
+fn a_missing_camera_is_not_fatal() {
+    // blackbox keeps serving (placeholders) and keeps trying to open it.
+    let server = common::Server::start(&[
+        "--source",
+        "v4l2",
+        "--device",
+        "/dev/no-such-video9",
+        "--size",
+        "640x480",
+    ]);
+    let st = server.wait_status(10, "no signal", |st| st["source"]["state"] == "no_signal");
+    assert!(
+        st["source"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-video9"),
+        "{st}"
+    );
+    let (code, _, body) = common::get(&server.url("/snapshot.jpg"));
+    assert_eq!(code, 200);
+    let (_, w, h) = common::decode_luma(&body);
+    assert_eq!((w, h), (640, 480));
+    server.wait_status(10, "retries", |st| {
+        st["source"]["reconnects"].as_u64().unwrap() >= 2
+    });
+}

@@ -19,6 +19,9 @@ use crate::frame::{PixelFormat, RawFrame, Size};
 /// The kinds of source blackbox can capture from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
+    /// Resolved at start-up by [`detect`]: the Pi camera, else a V4L2
+    /// camera, else the test pattern.
+    Auto,
     /// The built-in test pattern.
     Testsrc,
     /// A V4L2 capture device.
@@ -30,6 +33,7 @@ pub enum SourceKind {
 impl SourceKind {
     pub fn name(self) -> &'static str {
         match self {
+            Self::Auto => "auto",
             Self::Testsrc => "testsrc",
             Self::V4l2 => "v4l2",
             Self::Rpicam => "rpicam",
@@ -38,6 +42,7 @@ impl SourceKind {
 
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "auto" => Some(Self::Auto),
             "testsrc" => Some(Self::Testsrc),
             "v4l2" => Some(Self::V4l2),
             "rpicam" => Some(Self::Rpicam),
@@ -46,7 +51,7 @@ impl SourceKind {
     }
 
     /// The names accepted by [`SourceKind::parse`], for error messages.
-    pub const NAMES: &'static str = "testsrc, v4l2, rpicam";
+    pub const NAMES: &'static str = "auto, testsrc, v4l2, rpicam";
 }
 
 /// What a source delivers, as negotiated.
@@ -117,9 +122,45 @@ pub trait Source: Send {
     fn next_frame(&mut self) -> Result<RawFrame<'_>, CaptureError>;
 }
 
+/// Resolves [`SourceKind::Auto`] once, at start-up: `rpicam-vid` if it
+/// lists a camera, else the first V4L2 device that can stream a format
+/// blackbox uses, else the test pattern (at a size it can draw). Other kinds
+/// are returned unchanged.
+pub fn detect(cfg: &CameraConfig) -> CameraConfig {
+    let mut out = cfg.clone();
+    if cfg.source != SourceKind::Auto {
+        return out;
+    }
+    if rpicam::lists_a_camera(&cfg.rpicam_path) {
+        out.source = SourceKind::Rpicam;
+        return out;
+    }
+    for path in crate::probe::video_devices() {
+        let Ok(report) = v4l2::describe(&path) else {
+            continue;
+        };
+        let usable = report.capture
+            && report.streaming
+            && report.formats.iter().any(|f| f.blackbox_name.is_some());
+        if usable {
+            out.source = SourceKind::V4l2;
+            out.device = path.display().to_string();
+            return out;
+        }
+    }
+    out.source = SourceKind::Testsrc;
+    let (min, max) = (testsrc::MIN_SIZE, testsrc::MAX_SIZE);
+    out.size = crate::frame::Size::new(
+        cfg.size.width.clamp(min.width, max.width) / 2 * 2,
+        cfg.size.height.clamp(min.height, max.height) / 2 * 2,
+    );
+    out
+}
+
 /// Opens the source the configuration names.
 pub fn open(cfg: &CameraConfig, quality: u8) -> Result<Box<dyn Source>, CaptureError> {
     match cfg.source {
+        SourceKind::Auto => open(&detect(cfg), quality),
         SourceKind::Testsrc => Ok(Box::new(testsrc::TestSource::new(
             cfg.size,
             cfg.fps,

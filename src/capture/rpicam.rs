@@ -74,6 +74,41 @@ impl RpicamRequest {
     }
 }
 
+/// Whether `program --list-cameras` names at least one camera (within 5 s).
+pub fn lists_a_camera(program: &str) -> bool {
+    let Ok(mut child) = Command::new(program)
+        .arg("--list-cameras")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+    else {
+        return false;
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => break,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return false;
+            }
+        }
+    }
+    let mut text = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut text);
+    }
+    // "Available cameras" then lines like "0 : imx708 [4608x2592 ...]".
+    text.lines().any(|l| {
+        let l = l.trim_start();
+        l.split_once(" : ")
+            .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
+    })
+}
+
 /// `rpicam-vid` running as a child.
 pub struct RpicamSource {
     child: Child,

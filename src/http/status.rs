@@ -33,6 +33,8 @@ pub struct SourceStatus {
     pub state: &'static str,
     pub last_error: Option<String>,
     pub reconnects: u64,
+    /// The last sequence number the source reported (its own numbering).
+    pub sequence: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -108,6 +110,7 @@ impl Status {
                 state: capture.state.name(),
                 last_error: capture.last_error,
                 reconnects: capture.reconnects,
+                sequence: stats.last_sequence.load(Ordering::Relaxed),
             },
             fps: Fps {
                 target: info.map_or(cfg.camera.fps, |i| i.fps),

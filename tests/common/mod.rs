@@ -5,13 +5,11 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
+
+use blackbox_testkit as testkit;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-
-use zune_jpeg::JpegDecoder;
-use zune_jpeg::zune_core::colorspace::ColorSpace;
-use zune_jpeg::zune_core::options::DecoderOptions;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_blackbox");
 
@@ -104,9 +102,7 @@ impl Server {
     }
 
     pub fn status(&self) -> serde_json::Value {
-        let (code, _, body) = get(&self.url("/api/status"));
-        assert_eq!(code, 200);
-        serde_json::from_slice(&body).expect("status is JSON")
+        testkit::get_json(&self.url("/api/status")).expect("status")
     }
 
     /// Polls the status until `check` holds, for at most `secs` seconds.
@@ -164,118 +160,44 @@ impl Drop for Server {
     }
 }
 
-fn agent(timeout: Option<Duration>) -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(timeout)
-        .build()
-        .into()
-}
-
 /// GET with a real HTTP client: (status, headers, body).
 pub fn get(url: &str) -> (u16, HashMap<String, String>, Vec<u8>) {
-    request("GET", url)
+    testkit::get(url).expect("request")
 }
 
 pub fn request(method: &str, url: &str) -> (u16, HashMap<String, String>, Vec<u8>) {
-    let agent = agent(Some(Duration::from_secs(10)));
-    let req = ureq::http::Request::builder()
-        .method(method)
-        .uri(url)
-        .body(())
-        .unwrap();
-    let mut res = agent.run(req).expect("request");
-    let headers = res
-        .headers()
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-        .collect();
-    let code = res.status().as_u16();
-    let body = res.body_mut().read_to_vec().unwrap_or_default();
-    (code, headers, body)
+    testkit::request(method, url).expect("request")
 }
 
-/// One part of a multipart MJPEG stream.
-pub struct Part {
-    pub headers: HashMap<String, String>,
-    pub data: Vec<u8>,
-}
-
-/// Reads parts from `/video_feed` (or any multipart/x-mixed-replace body).
+/// The stream reader, panicking on bad framing.
 pub struct MjpegReader {
+    inner: testkit::MjpegReader,
     pub headers: HashMap<String, String>,
-    reader: BufReader<Box<dyn Read + Send>>,
-    boundary: String,
-    started: bool,
 }
 
 impl MjpegReader {
     pub fn open(url: &str) -> MjpegReader {
-        let res = agent(None).get(url).call().expect("open stream");
-        assert_eq!(res.status().as_u16(), 200);
-        let headers: HashMap<String, String> = res
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
-            .collect();
-        let ct = headers.get("content-type").cloned().unwrap_or_default();
-        let boundary = ct
-            .split("boundary=")
-            .nth(1)
-            .expect("boundary in content-type")
-            .trim_matches('"')
-            .to_string();
-        let reader: Box<dyn Read + Send> = Box::new(res.into_body().into_reader());
+        let inner = testkit::MjpegReader::open(url).expect("open stream");
         MjpegReader {
-            headers,
-            reader: BufReader::new(reader),
-            boundary,
-            started: false,
+            headers: inner.headers.clone(),
+            inner,
         }
     }
 
-    fn line(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end_matches(['\r', '\n']).to_string()),
+    /// The next part, or `None` when the server ended the stream or the
+    /// connection; panics on bad framing.
+    pub fn next_part(&mut self) -> Option<testkit::Part> {
+        match self.inner.next_part() {
+            Ok(part) => Some(part),
+            Err(testkit::StreamError::End | testkit::StreamError::Io(_)) => None,
+            Err(e @ testkit::StreamError::Framing(_)) => panic!("{e}"),
         }
-    }
-
-    /// The next part, or `None` at the end of the stream.
-    pub fn next_part(&mut self) -> Option<Part> {
-        if !self.started {
-            let first = self.line()?;
-            assert_eq!(first, format!("--{}", self.boundary));
-            self.started = true;
-        }
-        let mut headers = HashMap::new();
-        loop {
-            let line = self.line()?;
-            if line.is_empty() {
-                break;
-            }
-            let (k, v) = line.split_once(':').expect("part header");
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-        let len: usize = headers["content-length"].parse().expect("content-length");
-        let mut data = vec![0u8; len];
-        self.reader.read_exact(&mut data).ok()?;
-        let blank = self.line()?;
-        assert_eq!(blank, "", "part data must be followed by CRLF");
-        let boundary = self.line()?;
-        assert_eq!(boundary, format!("--{}", self.boundary));
-        Some(Part { headers, data })
     }
 }
 
 /// Decodes the luma of a JPEG: (pixels, width, height).
 pub fn decode_luma(jpeg: &[u8]) -> (Vec<u8>, usize, usize) {
-    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::Luma);
-    let mut dec = JpegDecoder::new_with_options(std::io::Cursor::new(jpeg), options);
-    let pixels = dec.decode().expect("a decodable JPEG");
-    let info = dec.info().expect("image info");
-    (pixels, info.width as usize, info.height as usize)
+    testkit::decode_luma(jpeg).expect("a decodable JPEG")
 }
 
 /// The sequence number the test pattern drew into a JPEG.
