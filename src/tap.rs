@@ -9,37 +9,25 @@
 
 use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures_lite::{AsyncWriteExt, future};
 use smol::{Async, Executor, Timer};
 
-use crate::app::{AppState, Gauge};
+use crate::app::{AppState, Gauge, accept_until_shutdown};
 
 /// Accepts tap clients until shutdown.
 pub async fn serve(listener: Async<TcpListener>, state: Arc<AppState>, ex: Arc<Executor<'static>>) {
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            state.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => break,
-            Some(Ok((stream, peer))) => {
-                log::info!("tap client {peer} connected");
-                ex.spawn(client(stream, state.clone())).detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("tap accept failed: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    accept_until_shutdown(&listener, &state.shutdown, &ex, "tap", |stream| {
+        client(stream, state.clone())
+    })
+    .await;
 }
 
 async fn client(mut stream: Async<TcpStream>, state: Arc<AppState>) {
     let _open = Gauge::enter(&state.tap_clients);
+    if let Ok(peer) = stream.get_ref().peer_addr() {
+        log::info!("tap client {peer} connected");
+    }
     let _ = stream.get_ref().set_nodelay(true);
     let frames = state.bus.subscribe_ordered(state.config.tap.queue_frames);
     let timeout = state.config.http.write_timeout;

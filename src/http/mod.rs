@@ -25,10 +25,10 @@ use std::time::Duration;
 use futures_lite::future;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use smol::{Async, Executor, Timer};
+use smol::{Async, Executor};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use crate::app::{AppState, Gauge};
+use crate::app::{AppState, Gauge, accept_until_shutdown};
 
 pub use status::Status;
 
@@ -40,25 +40,10 @@ const MAX_BUF: usize = 16 * 1024;
 
 /// Accepts connections until shutdown.
 pub async fn serve(listener: Async<TcpListener>, state: Arc<AppState>, ex: Arc<Executor<'static>>) {
-    loop {
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            state.shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => break,
-            Some(Ok((stream, peer))) => {
-                log::debug!("connection from {peer}");
-                ex.spawn(connection(stream, state.clone())).detach();
-            }
-            Some(Err(e)) => {
-                // Out of file descriptors and the like: back off, keep serving.
-                log::warn!("accept failed: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    accept_until_shutdown(&listener, &state.shutdown, &ex, "http", |stream| {
+        connection(stream, state.clone())
+    })
+    .await;
 }
 
 async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {

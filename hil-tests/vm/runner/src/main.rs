@@ -511,6 +511,8 @@ fn fault_disconnect(bb: &Blackbox) -> Outcome {
 
 fn fault_streamon_error(bb: &Blackbox) -> Outcome {
     let before = tally(&bb.wait_status(10.0, "streaming", streaming)?);
+    let _watch = Watcher::start(bb);
+    std::thread::sleep(Duration::from_millis(500));
     control("Inject VIDIOC_STREAMON Error", 1)?;
     control("Disconnect", 1)?; // forces a reopen, whose STREAMON then fails
     let st = bb.wait_status(15.0, "recovery", |st| {
@@ -524,7 +526,14 @@ fn fault_streamon_error(bb: &Blackbox) -> Outcome {
         "expected 2 errors (disconnect, STREAMON), counted {}",
         after.errors - before.errors
     );
-    Ok("disconnect and a failed STREAMON counted; streaming again".into())
+    ensure!(
+        after.placeholders > before.placeholders,
+        "no placeholder while the device could not stream"
+    );
+    Ok(format!(
+        "disconnect and a failed STREAMON counted; {} placeholder(s); streaming again",
+        after.placeholders - before.placeholders
+    ))
 }
 
 fn fault_rmmod(bb: &Blackbox) -> Outcome {
