@@ -30,6 +30,7 @@ pub mod http;
 pub mod pipeline;
 pub mod placeholder;
 pub mod probe;
+pub mod record;
 pub mod stats;
 pub mod sync;
 pub mod tap;

@@ -1,0 +1,4 @@
+//! Recording: segment files in Matroska ([`mkv`]), their recovery after a
+//! power cut, the recorder thread with rotation, loop deletion and events.
+
+pub mod mkv;

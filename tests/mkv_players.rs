@@ -1,0 +1,167 @@
+//! Recordings checked by real players: ffprobe counts the frames and reads
+//! the size, ffmpeg decodes every frame; and files cut anywhere (a power
+//! cut) are repaired so that both still play every complete frame.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::SystemTime;
+
+use blackbox::capture::testsrc::TestSource;
+use blackbox::clock::Timestamp;
+use blackbox::encode;
+use blackbox::frame::{PixelFormat, Size};
+use blackbox::record::mkv::{self, MkvWriter};
+use common::TempDir;
+
+/// Frames counted by ffprobe (decoding them), and the stream's size.
+fn ffprobe(path: &Path) -> (u64, u32, u32) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,width,height,codec_name",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed (scripts/deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("ffprobe gave no {k}: {text}"))
+            .to_string()
+    };
+    assert_eq!(field("codec_name"), "mjpeg");
+    (
+        field("nb_read_frames").parse().unwrap(),
+        field("width").parse().unwrap(),
+        field("height").parse().unwrap(),
+    )
+}
+
+/// Decodes every frame with ffmpeg; returns the number it decoded and
+/// whatever it reported as an error.
+fn ffmpeg_decode(path: &Path) -> (u64, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-", "-progress", "pipe:1", "-nostats"])
+        .output()
+        .expect("ffmpeg is installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .last()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let errors = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "ffmpeg failed: {errors}");
+    (frames, errors)
+}
+
+/// Writes `n` test-pattern frames at 25 fps; returns the end offset of each
+/// frame's block.
+fn write_segment(path: &Path, size: Size, n: u32, finish: bool) -> Vec<u64> {
+    let mut src = TestSource::new(size, 25, PixelFormat::Yuyv, 80).unwrap();
+    let mut w = MkvWriter::create(path, size, SystemTime::now()).unwrap();
+    let mut ends = Vec::new();
+    for i in 0..n {
+        let img = src.render(u64::from(i), Timestamp::now());
+        let jpeg = encode::encode_i420(img, 60).unwrap();
+        w.write_frame(u64::from(i) * 40, &jpeg).unwrap();
+        ends.push(w.bytes());
+    }
+    if finish {
+        w.finish(40).unwrap();
+    }
+    ends
+}
+
+#[test]
+fn a_finished_segment_plays_in_ffprobe_and_ffmpeg() {
+    let dir = TempDir::new("players");
+    let path = dir.0.join("20261126T172600Z.mkv");
+    write_segment(&path, Size::new(640, 480), 130, true);
+    assert_eq!(ffprobe(&path), (130, 640, 480));
+    let (decoded, errors) = ffmpeg_decode(&path);
+    assert_eq!(decoded, 130);
+    assert!(errors.trim().is_empty(), "ffmpeg reported: {errors}");
+    // The duration is the one written (130 frames at 25 fps).
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+        ])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let duration: f64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!((duration - 5.2).abs() < 0.05, "duration {duration}");
+}
+
+#[test]
+fn a_file_cut_anywhere_is_repaired_and_keeps_every_complete_frame() {
+    let dir = TempDir::new("powercut");
+    let original = dir.0.join("original.mkv.part");
+    let ends = write_segment(&original, Size::new(320, 240), 80, false);
+    let bytes = std::fs::read(&original).unwrap();
+    let scan = mkv::scan(&original).unwrap();
+
+    // Every cluster boundary, just before and after it, and 200 offsets
+    // spread pseudo-randomly over the file.
+    let mut cuts: Vec<u64> = Vec::new();
+    for c in &scan.clusters {
+        cuts.extend([c.offset - 1, c.offset, c.offset + 1, c.offset + 13]);
+    }
+    let first = ends[0] - 200;
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    for _ in 0..200 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        cuts.push(first + x % (ends[ends.len() - 1] - first));
+    }
+    let mut checked_with_players = 0;
+    for (i, &cut) in cuts.iter().enumerate() {
+        let path = dir.0.join(format!("cut{i}.mkv"));
+        std::fs::write(&path, &bytes[..cut as usize]).unwrap();
+        let complete = ends.iter().filter(|&&e| e <= cut).count() as u64;
+        let s = mkv::scan(&path).unwrap();
+        assert_eq!(s.frames.len() as u64, complete, "cut at byte {cut}");
+        if complete == 0 {
+            assert!(!s.usable());
+            continue;
+        }
+        let summary = mkv::repair(&path, &s).unwrap();
+        assert_eq!(summary.frames, complete);
+        // The players are slow; check every cluster cut and every fifth
+        // random cut with them, the rest with our own reader.
+        if i < scan.clusters.len() * 4 || i % 5 == 0 {
+            assert_eq!(ffprobe(&path).0, complete, "ffprobe after a cut at {cut}");
+            let (decoded, errors) = ffmpeg_decode(&path);
+            assert_eq!(decoded, complete, "ffmpeg after a cut at {cut}");
+            assert!(errors.trim().is_empty(), "cut at {cut}: {errors}");
+            checked_with_players += 1;
+        } else {
+            let again = mkv::scan(&path).unwrap();
+            assert!(again.finished && again.problem.is_none());
+            assert_eq!(again.frames.len() as u64, complete);
+        }
+        std::fs::remove_file(&path).unwrap();
+    }
+    assert!(checked_with_players > 50);
+}
