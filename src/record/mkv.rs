@@ -580,12 +580,18 @@ fn scan_into<R: Read + Seek>(c: &mut Cursor<R>, s: &mut Scan) -> io::Result<()> 
     let problem = |s: &mut Scan, m: &str| s.problem = Some(m.to_string());
     match c.header()? {
         Some((EBML, Some(size))) => c.skip_to(c.pos + size)?,
-        _ => return Ok(problem(s, "not a Matroska file (no EBML header)")),
+        _ => {
+            problem(s, "not a Matroska file (no EBML header)");
+            return Ok(());
+        }
     }
     let segment_size_at = c.pos + 4;
     match c.header()? {
         Some((SEGMENT, _)) => {}
-        _ => return Ok(problem(s, "no Segment")),
+        _ => {
+            problem(s, "no Segment");
+            return Ok(());
+        }
     }
     let segment_data = c.pos;
     let mut layout = Layout {
