@@ -61,7 +61,7 @@ fn ffmpeg_decode(path: &Path) -> (u64, String) {
     let frames = text
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
-        .last()
+        .next_back()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     let errors = String::from_utf8_lossy(&out.stderr).to_string();

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The checks every commit must pass before it is made: formatting and lints.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo fmt --all -- --check
+cargo clippy --locked --workspace --all-targets -q -- -D warnings
