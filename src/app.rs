@@ -16,6 +16,7 @@ use crate::bus::Bus;
 use crate::capture;
 use crate::config::Config;
 use crate::pipeline::{Camera, EncodeSettings, Opener, Pipeline};
+use crate::record::recorder::{Command, Recorder, RecorderConfig, RecorderHandle};
 use crate::stats::Stats;
 use crate::sync::Shutdown;
 
@@ -30,6 +31,8 @@ pub enum AppError {
     },
     /// Signal handlers could not be installed.
     Signals(std::io::Error),
+    /// The data directory could not be set up.
+    Data(std::path::PathBuf, std::io::Error),
     /// A thread or socket could not be set up.
     Io(std::io::Error),
 }
@@ -41,6 +44,11 @@ impl fmt::Display for AppError {
                 write!(f, "cannot listen on {addr} ({field}): {error}")
             }
             Self::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            Self::Data(dir, e) => write!(
+                f,
+                "cannot use the data directory {} (record.dir): {e}",
+                dir.display()
+            ),
             Self::Io(e) => write!(f, "{e}"),
         }
     }
@@ -64,6 +72,8 @@ pub struct AppState {
     /// Connected tap clients.
     pub tap_clients: AtomicUsize,
     pub shutdown: Shutdown,
+    /// The recorder, unless recording is disabled.
+    pub recorder: Option<RecorderHandle>,
 }
 
 /// Counts something for as long as it lives.
@@ -141,6 +151,11 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             .map_err(AppError::Signals)?;
     }
     let signal_rx = Async::new(signal_rx)?;
+    // SIGUSR1 marks an event (a button wired to a GPIO helper, a script).
+    let (usr1_rx, usr1_tx) = UnixStream::pair()?;
+    signal_hook::low_level::pipe::register(signal_hook::consts::SIGUSR1, usr1_tx)
+        .map_err(AppError::Signals)?;
+    let usr1_rx = Async::new(usr1_rx)?;
 
     let stats = Arc::new(Stats::default());
     let bus = Bus::new();
@@ -158,6 +173,26 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         quality,
         workers: config.encode.workers,
     };
+    let recorder = if config.record.enabled {
+        let rc = RecorderConfig {
+            dir: config.record.dir.clone(),
+            autostart: config.record.autostart,
+            segment_seconds: config.record.segment_seconds,
+            sync_interval: config.record.sync_interval,
+            max_usage: config.record.max_usage,
+            min_free: config.record.min_free,
+            event_max_usage: config.event_budget(),
+            event_pre: Duration::from_secs(config.event.pre_seconds),
+            event_post: Duration::from_secs(config.event.post_seconds),
+            queue_frames: config.record.queue_frames,
+        };
+        Some(
+            Recorder::start(rc, bus.clone())
+                .map_err(|e| AppError::Data(config.record.dir.clone(), e))?,
+        )
+    } else {
+        None
+    };
     let pipeline = Pipeline::start(camera, settings, bus.clone(), stats.clone())?;
 
     let http_addr = http_listener.get_ref().local_addr()?;
@@ -174,6 +209,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         connections: AtomicUsize::new(0),
         tap_clients: AtomicUsize::new(0),
         shutdown: Shutdown::default(),
+        recorder: recorder.as_ref().map(Recorder::handle),
     });
 
     let ex = Arc::new(Executor::new());
@@ -194,6 +230,20 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             })
         };
 
+        if let Some(rec) = state.recorder.clone() {
+            ex.spawn(async move {
+                let mut byte = [0u8; 1];
+                while usr1_rx.read_with(|mut s| s.read(&mut byte)).await.is_ok() {
+                    log::info!("SIGUSR1: event");
+                    rec.send(Command::Event {
+                        at: std::time::SystemTime::now(),
+                        reason: "signal".into(),
+                    });
+                }
+            })
+            .detach();
+        }
+
         let mut byte = [0u8; 1];
         let _ = signal_rx.read_with(|mut s| s.read(&mut byte)).await;
         log::info!("shutting down");
@@ -212,6 +262,10 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     }));
     drop(ex);
     pipeline.shutdown();
+    if let Some(r) = recorder {
+        // The bus is closed: the recorder finishes its segment and exits.
+        r.join();
+    }
     log::info!("stopped");
     Ok(())
 }

@@ -36,13 +36,16 @@ struct Latest {
     closed: bool,
 }
 
+/// An ordered subscriber's queue and its own count of dropped frames.
+type Subscriber = (async_channel::Sender<Arc<Frame>>, Arc<Counter>);
+
 /// The frame bus.
 #[derive(Default)]
 pub struct Bus {
     latest: Mutex<Latest>,
     published_event: Event,
     viewers: AtomicUsize,
-    ordered: Mutex<Vec<async_channel::Sender<Arc<Frame>>>>,
+    ordered: Mutex<Vec<Subscriber>>,
     /// Frames published.
     pub published: Counter,
     /// Frames live viewers skipped because a newer one was ready.
@@ -69,10 +72,11 @@ impl Bus {
         self.published.inc();
         self.published_event.notify(usize::MAX);
         let mut ordered = lock(&self.ordered);
-        ordered.retain(|tx| match tx.force_send(frame.clone()) {
+        ordered.retain(|(tx, dropped)| match tx.force_send(frame.clone()) {
             Ok(None) => true,
             Ok(Some(_evicted)) => {
                 self.ordered_dropped.inc();
+                dropped.inc();
                 true
             }
             Err(_) => false, // the subscriber went away
@@ -101,10 +105,20 @@ impl Bus {
     /// Subscribes to every frame, in order, through a queue of `capacity`
     /// frames (at least 1).
     pub fn subscribe_ordered(&self, capacity: usize) -> OrderedReceiver {
+        self.subscribe_ordered_counted(capacity, Arc::new(Counter::default()))
+    }
+
+    /// Like [`Bus::subscribe_ordered`], counting this subscriber's dropped
+    /// frames in `dropped` (which may outlive the subscription).
+    pub fn subscribe_ordered_counted(
+        &self,
+        capacity: usize,
+        dropped: Arc<Counter>,
+    ) -> OrderedReceiver {
         let (tx, rx) = async_channel::bounded(capacity.max(1));
         let closed = lock(&self.latest).closed;
         if !closed {
-            lock(&self.ordered).push(tx);
+            lock(&self.ordered).push((tx, dropped));
         }
         OrderedReceiver { rx }
     }
@@ -113,7 +127,7 @@ impl Bus {
     pub fn ordered_count(&self) -> usize {
         lock(&self.ordered)
             .iter()
-            .filter(|tx| !tx.is_closed())
+            .filter(|(tx, _)| !tx.is_closed())
             .count()
     }
 

@@ -31,6 +31,18 @@ enum Command {
     /// flags. Logging goes to stderr; set RUST_LOG (e.g. RUST_LOG=debug)
     /// for more.
     Run(Box<RunArgs>),
+    /// Finish every interrupted recording (.mkv.part) in DIR, a data directory
+    /// or a folder of segments: cut at the last complete frame, closed and
+    /// renamed; a file with nothing to keep goes to damaged/.
+    Recover {
+        /// The data directory (or a recordings folder)
+        dir: PathBuf,
+    },
+    /// Check a recording: frames, duration, gaps; exit 1 if it is damaged.
+    Verify {
+        /// A .mkv (or .mkv.part) file
+        file: PathBuf,
+    },
     /// List V4L2 devices: inputs, pixel formats, sizes and frame rates.
     ///
     /// With no DEVICE, every /dev/video* node is listed.
@@ -75,6 +87,12 @@ struct RunArgs {
     /// Serve every frame over TCP at IP:PORT (4-byte big-endian length, then the JPEG)
     #[arg(long, value_name = "ADDR")]
     tap: Option<String>,
+    /// Data directory for recordings and events [default: blackbox-data]
+    #[arg(long, value_name = "DIR")]
+    data: Option<String>,
+    /// Run the recorder: on or off [default: on]
+    #[arg(long, value_name = "on|off")]
+    record: Option<String>,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -92,6 +110,50 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run(*args),
         Command::Probe { device, json } => probe(device, json),
+        Command::Recover { dir } => recover(&dir),
+        Command::Verify { file } => verify(&file),
+    }
+}
+
+fn recover(dir: &std::path::Path) -> i32 {
+    if !dir.is_dir() {
+        eprintln!("blackbox: {} is not a directory", dir.display());
+        return 2;
+    }
+    let store = if dir.join("recordings").is_dir() {
+        crate::record::store::Store::new(dir)
+    } else {
+        // A bare folder of segments: recover in place.
+        let mut s = crate::record::store::Store::new(dir);
+        s.recordings = dir.to_path_buf();
+        s.events = dir.join("events");
+        s
+    };
+    let report = store.recover();
+    if report.is_empty() {
+        println!("nothing to recover in {}", dir.display());
+    }
+    let mut damaged = 0;
+    for r in &report {
+        println!(
+            "{}: {} ({} frames; {})",
+            r.file, r.outcome, r.frames, r.detail
+        );
+        damaged += usize::from(r.outcome == "damaged");
+    }
+    if damaged > 0 { 1 } else { 0 }
+}
+
+fn verify(file: &std::path::Path) -> i32 {
+    match crate::record::verify::verify(file) {
+        Ok(report) => {
+            print!("{}", report.text());
+            if report.damaged() { 1 } else { 0 }
+        }
+        Err(e) => {
+            eprintln!("blackbox: {}: {e}", file.display());
+            1
+        }
     }
 }
 
@@ -129,6 +191,8 @@ fn run(args: RunArgs) -> i32 {
         quality: args.quality,
         listen: args.listen,
         tap: args.tap,
+        data: args.data,
+        record: args.record,
     };
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(c) => c,
@@ -139,7 +203,7 @@ fn run(args: RunArgs) -> i32 {
     };
     match app::run(config) {
         Ok(()) => 0,
-        Err(e @ AppError::Bind { .. }) => {
+        Err(e @ (AppError::Bind { .. } | AppError::Data(..))) => {
             eprintln!("blackbox: {e}");
             2
         }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::capture::{SourceKind, testsrc};
 use crate::frame::{PixelFormat, Size};
+use crate::record::store::Budget;
 
 /// Where frames come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,13 +62,53 @@ pub struct TapConfig {
     pub queue_frames: usize,
 }
 
+/// The recorder.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordConfig {
+    /// Record at all (the recorder thread runs).
+    pub enabled: bool,
+    /// The data directory (`recordings/`, `events/`, `damaged/` inside).
+    pub dir: PathBuf,
+    /// Start recording when blackbox starts.
+    pub autostart: bool,
+    pub segment_seconds: u64,
+    /// fdatasync at least this often; zero: after every frame.
+    pub sync_interval: Duration,
+    /// Recordings may use at most this much.
+    pub max_usage: Budget,
+    /// Keep at least this much of the file system free.
+    pub min_free: Budget,
+    pub queue_frames: usize,
+}
+
+/// Protected event clips.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventConfig {
+    pub pre_seconds: u64,
+    pub post_seconds: u64,
+    /// `None`: 30 % of the recording budget.
+    pub max_usage: Option<Budget>,
+}
+
+impl Config {
+    /// The events' quota as configured or derived from the recording budget.
+    pub fn event_budget(&self) -> Budget {
+        self.event.max_usage.unwrap_or(match self.record.max_usage {
+            Budget::Percent(p) => Budget::Percent(p * 0.3),
+            Budget::Bytes(b) => Budget::Bytes(b * 3 / 10),
+        })
+    }
+}
+
 /// The whole configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub camera: CameraConfig,
     pub encode: EncodeConfig,
     pub http: HttpConfig,
     pub tap: TapConfig,
+    pub record: RecordConfig,
+    pub event: EventConfig,
 }
 
 impl Default for Config {
@@ -96,6 +137,21 @@ impl Default for Config {
                 listen: None,
                 queue_frames: 64,
             },
+            record: RecordConfig {
+                enabled: true,
+                dir: PathBuf::from("blackbox-data"),
+                autostart: true,
+                segment_seconds: 60,
+                sync_interval: Duration::from_secs(1),
+                max_usage: Budget::Percent(80.0),
+                min_free: Budget::Percent(5.0),
+                queue_frames: 90,
+            },
+            event: EventConfig {
+                pre_seconds: 10,
+                post_seconds: 10,
+                max_usage: None,
+            },
         }
     }
 }
@@ -112,6 +168,8 @@ pub struct Overrides {
     pub quality: Option<String>,
     pub listen: Option<String>,
     pub tap: Option<String>,
+    pub data: Option<String>,
+    pub record: Option<String>,
 }
 
 /// Why the configuration was refused.
@@ -185,6 +243,31 @@ struct FileConfig {
     http: FileHttp,
     #[serde(default)]
     tap: FileTap,
+    #[serde(default)]
+    record: FileRecord,
+    #[serde(default)]
+    event: FileEvent,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRecord {
+    enabled: Option<toml::Value>,
+    dir: Option<toml::Value>,
+    autostart: Option<toml::Value>,
+    segment_seconds: Option<toml::Value>,
+    sync_interval: Option<toml::Value>,
+    max_usage: Option<toml::Value>,
+    min_free: Option<toml::Value>,
+    queue_frames: Option<toml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileEvent {
+    pre_seconds: Option<toml::Value>,
+    post_seconds: Option<toml::Value>,
+    max_usage: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -360,6 +443,73 @@ impl Config {
                 .map_err(|e| invalid("tap.queue_frames", None, &v, e))?
                 as usize;
         }
+        let r = parsed.record;
+        if let Some(v) = pick(&overrides.record, r.enabled) {
+            cfg.record.enabled =
+                boolean(&v).map_err(|e| invalid("record.enabled", Some("--record"), &v, e))?;
+        }
+        if let Some(v) = pick(&overrides.data, r.dir) {
+            if v.trim().is_empty() {
+                return Err(invalid(
+                    "record.dir",
+                    Some("--data"),
+                    &v,
+                    "must not be empty".into(),
+                ));
+            }
+            cfg.record.dir = PathBuf::from(v.trim());
+        }
+        if let Some(v) = text(r.autostart) {
+            cfg.record.autostart =
+                boolean(&v).map_err(|e| invalid("record.autostart", None, &v, e))?;
+        }
+        if let Some(v) = text(r.segment_seconds) {
+            cfg.record.segment_seconds = number(&v, 1, 3600)
+                .map_err(|e| invalid("record.segment_seconds", None, &v, e))?
+                as u64;
+        }
+        if let Some(v) = text(r.sync_interval) {
+            cfg.record.sync_interval = parse_duration(&v).ok_or_else(|| {
+                invalid(
+                    "record.sync_interval",
+                    None,
+                    &v,
+                    "expected a duration such as \"1s\", or \"0\" for every frame".into(),
+                )
+            })?;
+        }
+        if let Some(v) = text(r.max_usage) {
+            cfg.record.max_usage = v
+                .parse()
+                .map_err(|e| invalid("record.max_usage", None, &v, e))?;
+        }
+        if let Some(v) = text(r.min_free) {
+            cfg.record.min_free = v
+                .parse()
+                .map_err(|e| invalid("record.min_free", None, &v, e))?;
+        }
+        if let Some(v) = text(r.queue_frames) {
+            cfg.record.queue_frames = number(&v, 1, 10_000)
+                .map_err(|e| invalid("record.queue_frames", None, &v, e))?
+                as usize;
+        }
+        let e = parsed.event;
+        if let Some(v) = text(e.pre_seconds) {
+            cfg.event.pre_seconds = number(&v, 0, 3600)
+                .map_err(|er| invalid("event.pre_seconds", None, &v, er))?
+                as u64;
+        }
+        if let Some(v) = text(e.post_seconds) {
+            cfg.event.post_seconds = number(&v, 0, 3600)
+                .map_err(|er| invalid("event.post_seconds", None, &v, er))?
+                as u64;
+        }
+        if let Some(v) = text(e.max_usage) {
+            cfg.event.max_usage = Some(
+                v.parse()
+                    .map_err(|er| invalid("event.max_usage", None, &v, er))?,
+            );
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -421,6 +571,14 @@ fn number(v: &str, min: i64, max: i64) -> Result<i64, String> {
     match v.trim().parse::<i64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+fn boolean(v: &str) -> Result<bool, String> {
+    match v.trim() {
+        "true" | "on" | "yes" | "1" => Ok(true),
+        "false" | "off" | "no" | "0" => Ok(false),
+        _ => Err("expected true or false (on/off)".into()),
     }
 }
 

@@ -20,6 +20,16 @@ pub struct Status {
     pub viewers: usize,
     pub tap_clients: usize,
     pub http_connections: usize,
+    /// `null` when recording is disabled.
+    pub recorder: Option<RecorderView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RecorderView {
+    #[serde(flatten)]
+    pub status: crate::record::recorder::RecorderStatus,
+    /// Frames dropped because the disk fell behind.
+    pub dropped: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -144,6 +154,10 @@ impl Status {
             viewers: bus.viewer_count(),
             tap_clients: state.tap_clients.load(Ordering::SeqCst),
             http_connections: state.connections.load(Ordering::SeqCst),
+            recorder: state.recorder.as_ref().map(|r| RecorderView {
+                status: r.status(),
+                dropped: r.dropped(),
+            }),
         }
     }
 

@@ -2,3 +2,6 @@
 //! power cut, the recorder thread with rotation, loop deletion and events.
 
 pub mod mkv;
+pub mod recorder;
+pub mod store;
+pub mod verify;
