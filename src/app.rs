@@ -74,6 +74,8 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// The recorder, unless recording is disabled.
     pub recorder: Option<RecorderHandle>,
+    /// What listing the recordings learned about each file.
+    pub recordings_meta: Arc<crate::http::MetaCache>,
 }
 
 /// Counts something for as long as it lives.
@@ -210,6 +212,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         tap_clients: AtomicUsize::new(0),
         shutdown: Shutdown::default(),
         recorder: recorder.as_ref().map(Recorder::handle),
+        recordings_meta: Arc::default(),
     });
 
     let ex = Arc::new(Executor::new());

@@ -19,21 +19,24 @@ use crate::bus::{Bus, Viewer};
 use crate::frame::Frame;
 
 pub const BOUNDARY: &str = "blackboxframe";
-const FIRST: &[u8] = b"--blackboxframe\r\n";
-const NEXT: &[u8] = b"\r\n--blackboxframe\r\n";
+pub const FIRST: &[u8] = b"--blackboxframe\r\n";
+pub const NEXT: &[u8] = b"\r\n--blackboxframe\r\n";
 
 struct Feed {
     viewer: Viewer,
     queued: VecDeque<Bytes>,
 }
 
+/// The part headers for a JPEG of `len` bytes captured at `unix_seconds`.
+pub fn head(len: usize, unix_seconds: f64) -> Bytes {
+    Bytes::from(format!(
+        "Content-Type: image/jpeg\r\nContent-Length: {len}\r\nX-Timestamp: {unix_seconds:.6}\r\n\r\n"
+    ))
+}
+
 /// The part headers for one frame.
 pub fn part_head(frame: &Frame) -> Bytes {
-    Bytes::from(format!(
-        "Content-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp: {:.6}\r\n\r\n",
-        frame.jpeg.len(),
-        frame.captured.unix_seconds()
-    ))
+    head(frame.jpeg.len(), frame.captured.unix_seconds())
 }
 
 /// A streaming body that sends frames to one viewer until the bus closes.

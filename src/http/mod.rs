@@ -13,6 +13,7 @@
 
 mod io;
 mod mjpeg;
+mod recordings;
 mod routes;
 mod status;
 
@@ -30,6 +31,7 @@ use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::app::{AppState, Gauge, accept_until_shutdown};
 
+pub use recordings::MetaCache;
 pub use status::Status;
 
 /// How long a client may take to send its request headers.

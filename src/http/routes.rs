@@ -26,6 +26,11 @@ const NO_STORE: &str = "no-store, no-cache, must-revalidate, max-age=0";
 /// How long a snapshot waits for a frame when nothing is flowing.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 
+/// An empty body.
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
 fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|never| match never {})
@@ -46,12 +51,22 @@ fn respond(
     res
 }
 
-fn json_error(status: StatusCode, message: &str, path: &str) -> Response<Body> {
+/// A JSON response.
+pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+    respond(
+        status,
+        "application/json",
+        serde_json::to_vec(value).unwrap_or_default(),
+    )
+}
+
+/// A JSON error: `{"error": ..., "status": ..., "path": ...}`.
+pub fn json_error(status: StatusCode, message: &str, path: &str) -> Response<Body> {
     let body = serde_json::json!({ "error": message, "status": status.as_u16(), "path": path });
     respond(status, "application/json", body.to_string())
 }
 
-fn no_store(mut res: Response<Body>) -> Response<Body> {
+pub fn no_store(mut res: Response<Body>) -> Response<Body> {
     let h = res.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
     h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
@@ -61,6 +76,12 @@ fn no_store(mut res: Response<Body>) -> Response<Body> {
 /// Answers one request.
 pub async fn handle(req: Request<Incoming>, state: &AppState) -> Response<Body> {
     let path = req.uri().path().to_string();
+    let query = req.uri().query().map(str::to_string);
+    if let Some(res) =
+        super::recordings::handle(req.method(), &path, query.as_deref(), req.headers(), state).await
+    {
+        return res;
+    }
     let readable = matches!(*req.method(), Method::GET | Method::HEAD);
     let known = matches!(
         path.as_str(),
