@@ -290,6 +290,10 @@ impl Worker {
         }
         self.subscribe();
         self.refresh_status();
+        // Housekeeping runs on a fixed schedule, checked after every event,
+        // so a steady stream of frames cannot starve it.
+        const TICK: Duration = Duration::from_millis(250);
+        let mut next_tick = Instant::now() + TICK;
         loop {
             if self.bus.is_closed() && self.frames.is_none() {
                 break;
@@ -310,7 +314,7 @@ impl Worker {
                         }
                     },
                     async {
-                        Timer::after(Duration::from_millis(250)).await;
+                        Timer::at(next_tick).await;
                         Next::Tick
                     },
                 ),
@@ -320,7 +324,11 @@ impl Worker {
                 Next::Frame(None) => break, // the bus closed: shutting down
                 Next::Frame(Some(frame)) => self.frame(&frame),
                 Next::Command(c) => self.command(c),
-                Next::Tick => self.tick(),
+                Next::Tick => {}
+            }
+            if Instant::now() >= next_tick {
+                self.tick();
+                next_tick = Instant::now() + TICK;
             }
         }
         self.close();

@@ -19,6 +19,8 @@ pub struct Server {
     pub port: u16,
     pub tap_port: Option<u16>,
     stderr: Option<std::thread::JoinHandle<String>>,
+    /// The data directory, when the test did not choose one.
+    _data: Option<TempDir>,
 }
 
 impl Server {
@@ -30,9 +32,20 @@ impl Server {
 
     /// Like [`Server::start`] with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut child = Command::new(BIN)
-            .arg("run")
-            .args(["--listen", "127.0.0.1:0"])
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let own_data = !args.contains(&"--data");
+        let data = own_data.then(|| {
+            TempDir::new(&format!(
+                "data{}",
+                SERVERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            ))
+        });
+        let mut cmd = Command::new(BIN);
+        cmd.arg("run").args(["--listen", "127.0.0.1:0"]);
+        if let Some(d) = &data {
+            cmd.arg("--data").arg(&d.0);
+        }
+        let mut child = cmd
             .args(args)
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
@@ -80,6 +93,7 @@ impl Server {
             port: port.unwrap(),
             tap_port,
             stderr: Some(stderr),
+            _data: data,
         }
     }
 
