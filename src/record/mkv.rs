@@ -71,8 +71,9 @@ const SEEK_RESERVE: usize = 128;
 pub const CLUSTER_MS: u64 = 1000;
 /// Matroska's DateUTC counts nanoseconds from 2001-01-01T00:00:00Z.
 const MKV_EPOCH_UNIX: u64 = 978_307_200;
-/// The file grows by preallocation in steps of this much.
-const PREALLOCATE: u64 = 16 << 20;
+/// The file grows by preallocation in steps of this much: a few seconds of
+/// 1080p, small enough not to distort space accounting on a small card.
+const PREALLOCATE: u64 = 4 << 20;
 
 // ---- EBML encoding ---------------------------------------------------------
 

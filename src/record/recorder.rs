@@ -627,7 +627,8 @@ impl Worker {
 
     fn refresh_status(&mut self) {
         let disk = store::disk(&self.store.root).unwrap_or_default();
-        let recordings = self.store.usage(false);
+        let recordings =
+            self.store.usage(false) + self.open.as_ref().map_or(0, |o| o.writer.bytes());
         let events = self.store.usage(true);
         let mut st = lock(&self.status);
         st.recording = self.recording;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 
 use blackbox_testkit as testkit;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -240,4 +240,63 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// Frames counted by ffprobe (decoding them), and the stream's size.
+pub fn ffprobe(path: &Path) -> (u64, u32, u32) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args([
+            "-show_entries",
+            "stream=nb_read_frames,width,height,codec_name",
+        ])
+        .args(["-of", "default=noprint_wrappers=1"])
+        .arg(path)
+        .output()
+        .expect("ffprobe is installed (scripts/deps.sh)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "ffprobe failed on {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_else(|| panic!("ffprobe gave no {k}: {text}"))
+            .to_string()
+    };
+    assert_eq!(field("codec_name"), "mjpeg");
+    (
+        field("nb_read_frames").parse().unwrap(),
+        field("width").parse().unwrap(),
+        field("height").parse().unwrap(),
+    )
+}
+
+/// Decodes every frame with ffmpeg; returns the number it decoded and
+/// whatever it reported as an error.
+pub fn ffmpeg_decode(path: &Path) -> (u64, String) {
+    let out = Command::new("ffmpeg")
+        .args(["-v", "error", "-xerror", "-i"])
+        .arg(path)
+        .args(["-f", "null", "-", "-progress", "pipe:1", "-nostats"])
+        .output()
+        .expect("ffmpeg is installed");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let frames = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("frame="))
+        .next_back()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let errors = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "ffmpeg failed: {errors}");
+    (frames, errors)
+}
+
+/// GET a JSON document, panicking on failure.
+pub fn testkit_get_json(url: &str) -> serde_json::Value {
+    testkit::get_json(url).expect("JSON")
 }
