@@ -469,7 +469,12 @@ impl Config {
                 as u64;
         }
         if let Some(v) = text(r.sync_interval) {
-            cfg.record.sync_interval = parse_duration(&v).ok_or_else(|| {
+            cfg.record.sync_interval = match v.trim() {
+                // No explicit syncs: the kernel writes back when it likes.
+                "off" | "never" => Some(Duration::from_secs(100 * 365 * 86_400)),
+                other => parse_duration(other),
+            }
+            .ok_or_else(|| {
                 invalid(
                     "record.sync_interval",
                     None,

@@ -113,3 +113,68 @@ fn a_file_cut_anywhere_is_repaired_and_keeps_every_complete_frame() {
     }
     assert!(checked_with_players > 50);
 }
+
+#[test]
+fn recover_and_verify_on_the_command_line() {
+    let dir = TempDir::new("recover-cli");
+    let recordings = dir.0.join("recordings");
+    std::fs::create_dir_all(&recordings).unwrap();
+    // An interrupted segment cut mid-frame, and a file with nothing in it.
+    let full = dir.0.join("full.mkv.part");
+    let ends = write_segment(&full, Size::new(320, 240), 60, false);
+    let bytes = std::fs::read(&full).unwrap();
+    let cut_at = (ends[40] + ends[41]) / 2;
+    let part = recordings.join("20261126T172600Z.mkv.part");
+    std::fs::write(&part, &bytes[..cut_at as usize]).unwrap();
+    let garbage = recordings.join("20261126T172700Z.mkv.part");
+    std::fs::write(&garbage, b"power went out before the header was written").unwrap();
+
+    let verify = |p: &Path| {
+        Command::new(common::BIN)
+            .arg("verify")
+            .arg(p)
+            .output()
+            .unwrap()
+    };
+    let out = verify(&part);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a cut file is damaged until recovered"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("frames:    41"));
+
+    let out = Command::new(common::BIN)
+        .arg("recover")
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "one file was damaged: {text}");
+    assert!(text.contains("recovered (41 frames"), "{text}");
+    assert!(text.contains("damaged"), "{text}");
+    let recovered = recordings.join("20261126T172600Z.mkv");
+    assert!(recovered.exists() && !part.exists());
+    assert!(
+        dir.0.join("damaged/20261126T172700Z.mkv.part").exists(),
+        "moved, not deleted"
+    );
+    let out = verify(&recovered);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(ffprobe(&recovered).0, 41);
+
+    let out = Command::new(common::BIN)
+        .arg("recover")
+        .arg(&dir.0)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to recover"));
+    let out = verify(&dir.0.join("no-such.mkv"));
+    assert_eq!(out.status.code(), Some(1));
+}

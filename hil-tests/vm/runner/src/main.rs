@@ -58,9 +58,10 @@ impl Blackbox {
             STARTS.fetch_add(1, Ordering::SeqCst)
         );
         let stderr = File::create(&log).map_err(|e| e.to_string())?;
+        let data = format!("/tmp/blackbox-data-{}", STARTS.load(Ordering::SeqCst));
         let mut child = Command::new(BLACKBOX)
             .arg("run")
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", "127.0.0.1:0", "--data", &data])
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -207,6 +208,8 @@ fn capture(input: u32, size: (usize, usize), fps: u32, format: &str) -> Outcome 
         &fps_arg,
         "--pixel-format",
         format,
+        "--record",
+        "off",
     ])?;
     let run = || -> Outcome {
         let st = bb.wait_status(30.0, "streaming", |st| st["source"]["state"] == "streaming")?;
