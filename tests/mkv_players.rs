@@ -96,22 +96,20 @@ fn a_file_cut_anywhere_is_repaired_and_keeps_every_complete_frame() {
         }
         let summary = mkv::repair(&path, &s).unwrap();
         assert_eq!(summary.frames, complete);
-        // The players are slow; check every cluster cut and every fifth
-        // random cut with them, the rest with our own reader.
-        if i < scan.clusters.len() * 4 || i % 5 == 0 {
-            assert_eq!(ffprobe(&path).0, complete, "ffprobe after a cut at {cut}");
-            let (decoded, errors) = ffmpeg_decode(&path);
-            assert_eq!(decoded, complete, "ffmpeg after a cut at {cut}");
-            assert!(errors.trim().is_empty(), "cut at {cut}: {errors}");
-            checked_with_players += 1;
-        } else {
-            let again = mkv::scan(&path).unwrap();
-            assert!(again.finished && again.problem.is_none());
-            assert_eq!(again.frames.len() as u64, complete);
-        }
+        // Every repaired file plays in both players, every frame decoding.
+        assert_eq!(ffprobe(&path).0, complete, "ffprobe after a cut at {cut}");
+        let (decoded, errors) = ffmpeg_decode(&path);
+        assert_eq!(decoded, complete, "ffmpeg after a cut at {cut}");
+        assert!(errors.trim().is_empty(), "cut at {cut}: {errors}");
+        let again = mkv::scan(&path).unwrap();
+        assert!(again.finished && again.problem.is_none());
+        checked_with_players += 1;
         std::fs::remove_file(&path).unwrap();
     }
-    assert!(checked_with_players > 50);
+    assert!(
+        checked_with_players >= 200,
+        "{checked_with_players} repaired files played"
+    );
 }
 
 #[test]
