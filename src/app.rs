@@ -177,16 +177,9 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     };
     let recorder = if config.record.enabled {
         let rc = RecorderConfig {
-            dir: config.record.dir.clone(),
-            autostart: config.record.autostart,
-            segment_seconds: config.record.segment_seconds,
-            sync_interval: config.record.sync_interval,
-            max_usage: config.record.max_usage,
-            min_free: config.record.min_free,
-            event_max_usage: config.event_budget(),
-            event_pre: Duration::from_secs(config.event.pre_seconds),
-            event_post: Duration::from_secs(config.event.post_seconds),
-            queue_frames: config.record.queue_frames,
+            record: config.record.clone(),
+            event: config.event.clone(),
+            event_budget: config.event_budget(),
         };
         Some(
             Recorder::start(rc, bus.clone())

@@ -74,6 +74,15 @@ fn disabled(path: &str) -> Response<Body> {
     )
 }
 
+/// Splits `NAME` or `NAME/ACTION` and checks the name.
+fn split_name(rest: &str) -> Option<(&str, Option<&str>)> {
+    let (name, action) = match rest.split_once('/') {
+        Some((n, a)) => (n, Some(a)),
+        None => (rest, None),
+    };
+    store::valid_name(name).then_some((name, action))
+}
+
 /// Routes under `/api/recording`, `/api/events`, `/api/recordings` and
 /// `/recordings/`. `None` when the path is not one of them.
 pub async fn handle(
@@ -135,18 +144,21 @@ pub async fn handle(
             list(state, path).await
         }
         _ => {
-            if let Some(rest) = path.strip_prefix("/api/recordings/") {
-                let (name, action) = match rest.split_once('/') {
-                    Some((n, a)) => (n, Some(a)),
-                    None => (rest, None),
-                };
-                if !store::valid_name(name) {
-                    return Some(json_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid recording name",
-                        path,
-                    ));
-                }
+            let (api, rest) = if let Some(rest) = path.strip_prefix("/api/recordings/") {
+                (true, rest)
+            } else if let Some(rest) = path.strip_prefix("/recordings/") {
+                (false, rest)
+            } else {
+                return None;
+            };
+            let Some((name, action)) = split_name(rest) else {
+                return Some(json_error(
+                    StatusCode::BAD_REQUEST,
+                    "invalid recording name",
+                    path,
+                ));
+            };
+            if api {
                 match (method.clone(), action) {
                     (Method::DELETE, None) => delete(state, name, path).await,
                     (Method::POST, Some("protect")) => protect(state, name, path).await,
@@ -154,18 +166,7 @@ pub async fn handle(
                     (_, Some("protect")) => not_allowed("POST"),
                     _ => json_error(StatusCode::NOT_FOUND, "not found", path),
                 }
-            } else if let Some(rest) = path.strip_prefix("/recordings/") {
-                let (name, action) = match rest.split_once('/') {
-                    Some((n, a)) => (n, Some(a)),
-                    None => (rest, None),
-                };
-                if !store::valid_name(name) {
-                    return Some(json_error(
-                        StatusCode::BAD_REQUEST,
-                        "invalid recording name",
-                        path,
-                    ));
-                }
+            } else {
                 if !readable {
                     return Some(not_allowed("GET, HEAD"));
                 }
@@ -180,8 +181,6 @@ pub async fn handle(
                     Some("play") => play(file, query, path).await,
                     Some(_) => json_error(StatusCode::NOT_FOUND, "not found", path),
                 }
-            } else {
-                return None;
             }
         }
     })

@@ -29,26 +29,20 @@ use serde::Serialize;
 use smol::Timer;
 
 use crate::bus::{Bus, OrderedReceiver};
+use crate::config::{EventConfig, RecordConfig};
 use crate::frame::{Frame, Size};
 use crate::record::mkv::MkvWriter;
 use crate::record::store::{self, Budget, Disk, Store};
 use crate::stats::Counter;
 use crate::sync::lock;
 
-/// The recorder's settings.
+/// The recorder's settings: the `[record]` and `[event]` sections, and the
+/// events' quota resolved against the recording budget.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecorderConfig {
-    pub dir: PathBuf,
-    pub autostart: bool,
-    pub segment_seconds: u64,
-    pub sync_interval: Duration,
-    pub max_usage: Budget,
-    pub min_free: Budget,
-    pub event_max_usage: Budget,
-    pub event_pre: Duration,
-    pub event_post: Duration,
-    /// Frames the disk may fall behind before the oldest are dropped.
-    pub queue_frames: usize,
+    pub record: RecordConfig,
+    pub event: EventConfig,
+    pub event_budget: Budget,
 }
 
 /// What the HTTP side and signals ask of the recorder.
@@ -159,14 +153,14 @@ impl Recorder {
     /// Recovers any `.part` files, then starts the thread, which subscribes
     /// to `bus` while recording.
     pub fn start(cfg: RecorderConfig, bus: Arc<Bus>) -> io::Result<Self> {
-        let store = Store::new(&cfg.dir);
+        let store = Store::new(&cfg.record.dir);
         store.create()?;
         for r in store.recover() {
             log::info!("recovery: {} {} ({})", r.outcome, r.file, r.detail);
         }
         let (tx, rx) = async_channel::unbounded();
         let status = Arc::new(Mutex::new(RecorderStatus {
-            recording: cfg.autostart,
+            recording: cfg.record.autostart,
             ..RecorderStatus::default()
         }));
         let dropped = Arc::new(Counter::default());
@@ -254,7 +248,7 @@ impl Worker {
             .and_then(|v| v.parse::<u64>().ok())
             .map(Duration::from_millis);
         Self {
-            recording: cfg.autostart,
+            recording: cfg.record.autostart,
             frames: None,
             bus,
             dropped,
@@ -275,7 +269,7 @@ impl Worker {
         if self.recording && self.frames.is_none() {
             self.frames = Some(
                 self.bus
-                    .subscribe_ordered_counted(self.cfg.queue_frames, self.dropped.clone()),
+                    .subscribe_ordered_counted(self.cfg.record.queue_frames, self.dropped.clone()),
             );
         } else if !self.recording {
             self.frames = None;
@@ -376,12 +370,14 @@ impl Worker {
     }
 
     fn event(&mut self, at: SystemTime, reason: String) {
-        let from = at.checked_sub(self.cfg.event_pre).unwrap_or(UNIX_EPOCH);
-        let to = at + self.cfg.event_post;
+        let from = at
+            .checked_sub(Duration::from_secs(self.cfg.event.pre_seconds))
+            .unwrap_or(UNIX_EPOCH);
+        let to = at + Duration::from_secs(self.cfg.event.post_seconds);
         log::info!(
             "event ({reason}): protecting {:.0} s before to {:.0} s after",
-            self.cfg.event_pre.as_secs_f64(),
-            self.cfg.event_post.as_secs_f64()
+            Duration::from_secs(self.cfg.event.pre_seconds).as_secs_f64(),
+            Duration::from_secs(self.cfg.event.post_seconds).as_secs_f64()
         );
         let ev = EventInfo {
             at: unix(at),
@@ -416,13 +412,13 @@ impl Worker {
             // No frames for a while and the segment's time is up.
             self.close();
         }
-        if self.dirty && self.last_sync.elapsed() >= self.cfg.sync_interval {
+        if self.dirty && self.last_sync.elapsed() >= self.cfg.record.sync_interval {
             self.sync();
         }
         if self.last_space_check.elapsed() >= Duration::from_secs(1) {
             self.last_space_check = Instant::now();
             if let Ok(d) = store::disk(&self.store.root)
-                && d.free < self.cfg.min_free.bytes(d.total)
+                && d.free < self.cfg.record.min_free.bytes(d.total)
             {
                 self.enforce();
             }
@@ -477,8 +473,8 @@ impl Worker {
                 }
                 self.dirty = true;
                 lock(&self.status).frames_written += 1;
-                if self.cfg.sync_interval.is_zero()
-                    || self.last_sync.elapsed() >= self.cfg.sync_interval
+                if self.cfg.record.sync_interval.is_zero()
+                    || self.last_sync.elapsed() >= self.cfg.record.sync_interval
                 {
                     self.sync();
                 }
@@ -519,7 +515,7 @@ impl Worker {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0);
-        let seg = self.cfg.segment_seconds.max(1);
+        let seg = self.cfg.record.segment_seconds.max(1);
         let closes_at = UNIX_EPOCH + Duration::from_secs((secs / seg + 1) * seg);
         log::info!("recording to {}", part.display());
         self.open = Some(Open {
@@ -599,9 +595,9 @@ impl Worker {
 
     fn enforce(&mut self) {
         let deleted = self.store.enforce(
-            self.cfg.max_usage,
-            self.cfg.min_free,
-            self.cfg.event_max_usage,
+            self.cfg.record.max_usage,
+            self.cfg.record.min_free,
+            self.cfg.event_budget,
         );
         lock(&self.status).segments_deleted += deleted.len() as u64;
     }
