@@ -88,6 +88,8 @@ pub struct EventInfo {
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RecorderStatus {
     pub recording: bool,
+    /// Unix seconds when recording was last switched on.
+    pub recording_since: Option<f64>,
     /// The segment being written, as it will be named when finished.
     pub segment: Option<String>,
     pub segment_started: Option<f64>,
@@ -627,6 +629,11 @@ impl Worker {
             self.store.usage(false) + self.open.as_ref().map_or(0, |o| o.writer.bytes());
         let events = self.store.usage(true);
         let mut st = lock(&self.status);
+        if !self.recording {
+            st.recording_since = None;
+        } else if !st.recording || st.recording_since.is_none() {
+            st.recording_since = Some(unix(SystemTime::now()));
+        }
         st.recording = self.recording;
         st.segment = self.open.as_ref().map(|o| o.name.clone());
         st.segment_started = self.open.as_ref().map(|o| unix(o.started_wall));
