@@ -35,6 +35,15 @@ fn args<'a>(cfg: &'a [String], more: &[&'a str]) -> Vec<&'a str> {
         .collect()
 }
 
+/// Starts blackbox at 640x480, 25 fps, recording into `dir/data` with the
+/// `[record]` lines (and further sections) in `extra`, plus `more` flags.
+fn start(dir: &Path, extra: &str, more: &[&str]) -> Server {
+    let cfg = config(dir, extra);
+    let mut flags = vec!["--size", "640x480", "--fps", "25"];
+    flags.extend_from_slice(more);
+    Server::start(&args(&cfg, &flags))
+}
+
 fn finished(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).collect())
@@ -70,8 +79,7 @@ fn rec(st: &serde_json::Value, key: &str) -> u64 {
 #[test]
 fn recordings_play_and_follow_each_other_without_a_gap() {
     let dir = TempDir::new("rec-play");
-    let cfg = config(&dir.0, "segment_seconds = 2\n");
-    let server = Server::start(&args(&cfg, &["--size", "640x480", "--fps", "25"]));
+    let server = start(&dir.0, "segment_seconds = 2\n", &[]);
     server.wait_status(20, "three finished segments", |st| {
         rec(st, "segments_finished") >= 3
     });
@@ -232,14 +240,11 @@ fn loop_recording_on_a_small_file_system_for_a_minute() {
     let dir = TempDir::new("rec-loop");
     let mnt = dir.0.join("data");
     let _fs = Tmpfs::mount(&mnt, "24m");
-    let cfg = config(
+    let server = start(
         &dir.0,
         "segment_seconds = 2\nmax_usage = \"8MiB\"\nmin_free = \"2MiB\"\n",
+        &["--quality", "90"],
     );
-    let server = Server::start(&args(
-        &cfg,
-        &["--size", "640x480", "--fps", "25", "--quality", "90"],
-    ));
     let recordings = mnt.join("recordings");
     let budget = 8u64 << 20;
     let mut seen: Vec<String> = Vec::new();
@@ -315,14 +320,11 @@ fn a_full_disk_does_not_stop_recording() {
     // Somebody else's file takes most of the card; no budget applies, so
     // the recorder runs into ENOSPC and must make room itself.
     std::fs::write(mnt.join("other-file"), vec![0u8; 7 << 20]).unwrap();
-    let cfg = config(
+    let server = start(
         &dir.0,
         "segment_seconds = 2\nmax_usage = \"100%\"\nmin_free = \"0\"\n",
+        &["--quality", "95"],
     );
-    let server = Server::start(&args(
-        &cfg,
-        &["--size", "640x480", "--fps", "25", "--quality", "95"],
-    ));
     let st = server.wait_status(40, "the disk to fill and space to be freed", |st| {
         rec(st, "segments_deleted") >= 2
     });
@@ -355,14 +357,11 @@ fn a_full_disk_does_not_stop_recording() {
 #[test]
 fn events_are_kept_apart_and_survive_the_loop() {
     let dir = TempDir::new("rec-events");
-    let cfg = config(
+    let server = start(
         &dir.0,
         "segment_seconds = 2\nmax_usage = \"2MiB\"\n[event]\npre_seconds = 2\npost_seconds = 2\nmax_usage = \"64MiB\"\n",
+        &["--quality", "90"],
     );
-    let server = Server::start(&args(
-        &cfg,
-        &["--size", "640x480", "--fps", "25", "--quality", "90"],
-    ));
     server.wait_status(10, "a finished segment", |st| {
         rec(st, "segments_finished") >= 2
     });
@@ -405,14 +404,11 @@ fn events_are_kept_apart_and_survive_the_loop() {
 #[test]
 fn events_have_their_own_quota() {
     let dir = TempDir::new("rec-equota");
-    let cfg = config(
+    let server = start(
         &dir.0,
         "segment_seconds = 2\n[event]\npre_seconds = 1\npost_seconds = 1\nmax_usage = \"3MiB\"\n",
+        &["--quality", "90"],
     );
-    let server = Server::start(&args(
-        &cfg,
-        &["--size", "640x480", "--fps", "25", "--quality", "90"],
-    ));
     let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
     let events = dir.0.join("data/events");
     let mut seen: Vec<String> = Vec::new();
@@ -454,8 +450,7 @@ fn events_have_their_own_quota() {
 #[test]
 fn playback_downloads_and_names() {
     let dir = TempDir::new("rec-http");
-    let cfg = config(&dir.0, "segment_seconds = 60\n");
-    let server = Server::start(&args(&cfg, &["--size", "640x480", "--fps", "25"]));
+    let server = start(&dir.0, "segment_seconds = 60\n", &[]);
     server.wait_status(15, "six seconds recorded", |st| {
         rec(st, "frames_written") >= 150
     });
