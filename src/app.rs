@@ -16,7 +16,8 @@ use crate::bus::Bus;
 use crate::capture;
 use crate::config::Config;
 use crate::pipeline::{Camera, EncodeSettings, Opener, Pipeline};
-use crate::record::recorder::{Command, Recorder, RecorderConfig, RecorderHandle};
+use crate::record::recorder::{Command, Recorder, RecorderConfig};
+use crate::state::AppState;
 use crate::stats::Stats;
 use crate::sync::Shutdown;
 
@@ -59,71 +60,6 @@ impl std::error::Error for AppError {}
 impl From<std::io::Error> for AppError {
     fn from(e: std::io::Error) -> Self {
         Self::Io(e)
-    }
-}
-
-/// Everything the HTTP handlers and the tap share.
-pub struct AppState {
-    pub config: Config,
-    pub bus: Arc<Bus>,
-    pub stats: Arc<Stats>,
-    /// Open HTTP connections.
-    pub connections: AtomicUsize,
-    /// Connected tap clients.
-    pub tap_clients: AtomicUsize,
-    pub shutdown: Shutdown,
-    /// The recorder, unless recording is disabled.
-    pub recorder: Option<RecorderHandle>,
-    /// What listing the recordings learned about each file.
-    pub recordings_meta: Arc<crate::http::MetaCache>,
-}
-
-/// Counts something for as long as it lives.
-pub struct Gauge<'a>(&'a AtomicUsize);
-
-impl<'a> Gauge<'a> {
-    pub fn enter(counter: &'a AtomicUsize) -> Self {
-        counter.fetch_add(1, Ordering::SeqCst);
-        Self(counter)
-    }
-}
-
-impl Drop for Gauge<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// Accepts connections on `listener` until `shutdown`, handing each to
-/// `serve` as a task on `ex`. Accept errors (out of file descriptors and the
-/// like) are logged and retried after a pause; serving carries on.
-pub async fn accept_until_shutdown<F, Fut>(
-    listener: &Async<TcpListener>,
-    shutdown: &Shutdown,
-    ex: &Executor<'static>,
-    what: &str,
-    mut serve: F,
-) where
-    F: FnMut(Async<std::net::TcpStream>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
-            shutdown.wait().await;
-            None
-        })
-        .await;
-        match accepted {
-            None => break,
-            Some(Ok((stream, peer))) => {
-                log::debug!("{what}: connection from {peer}");
-                ex.spawn(serve(stream)).detach();
-            }
-            Some(Err(e)) => {
-                log::warn!("{what}: accept failed: {e}");
-                Timer::after(Duration::from_millis(100)).await;
-            }
-        }
     }
 }
 

@@ -181,19 +181,22 @@ fn probe(device: Option<PathBuf>, json: bool) -> i32 {
 }
 
 fn run(args: RunArgs) -> i32 {
-    let overrides = Overrides {
-        source: args.source,
-        device: args.device,
-        input: args.input,
-        size: args.size,
-        fps: args.fps,
-        pixel_format: args.pixel_format,
-        quality: args.quality,
-        listen: args.listen,
-        tap: args.tap,
-        data: args.data,
-        record: args.record,
-    };
+    let mut overrides = Overrides::default();
+    for (key, value) in [
+        ("camera.source", args.source),
+        ("camera.device", args.device),
+        ("camera.input", args.input),
+        ("camera.size", args.size),
+        ("camera.fps", args.fps),
+        ("camera.pixel_format", args.pixel_format),
+        ("encode.quality", args.quality),
+        ("http.listen", args.listen),
+        ("tap.listen", args.tap),
+        ("record.dir", args.data),
+        ("record.enabled", args.record),
+    ] {
+        overrides.set(key, value);
+    }
     let config = match Config::load(args.config.as_deref(), &overrides) {
         Ok(c) => c,
         Err(e) => {

@@ -1,10 +1,14 @@
-//! Time as the capture side sees it: the kernel's monotonic clock (the clock
-//! V4L2 stamps buffers with), its mapping to wall-clock time, and UTC
-//! formatting without a calendar crate.
+//! Time, in one place: the kernel's monotonic clock (the clock V4L2 stamps
+//! buffers with, and what rotation, syncing and timeouts run on), the wall
+//! clock (what people read and what names files), conversions between them
+//! and to Unix seconds, and UTC calendar fields in both directions without a
+//! calendar crate.
 //!
-//! Frame timestamps are monotonic so that they never jump when NTP or the user
-//! sets the clock; the wall-clock time shown to people and sent in
-//! `X-Timestamp` is derived from them once, at capture.
+//! Frame timestamps are monotonic so that they never jump when NTP, GPS or
+//! the user sets the clock; the wall-clock time shown to people and sent in
+//! `X-Timestamp` is derived from them once, at capture. Every wall-clock
+//! reading goes through [`wall_now`], so a test can step it (see
+//! [`crate::faults`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -17,6 +21,35 @@ pub fn monotonic_now() -> Duration {
     match clock_gettime(ClockId::CLOCK_MONOTONIC) {
         Ok(ts) => Duration::new(ts.tv_sec() as u64, ts.tv_nsec() as u32),
         Err(_) => Duration::ZERO,
+    }
+}
+
+/// The wall clock now (stepped by an injected offset under test).
+pub fn wall_now() -> SystemTime {
+    let offset = crate::faults::current().clock_offset_ms;
+    let now = SystemTime::now();
+    let step = Duration::from_millis(offset.unsigned_abs());
+    if offset >= 0 {
+        now + step
+    } else {
+        now.checked_sub(step).unwrap_or(UNIX_EPOCH)
+    }
+}
+
+/// Seconds since the Unix epoch (negative before it).
+pub fn unix_seconds(t: SystemTime) -> f64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs_f64(),
+        Err(e) => -e.duration().as_secs_f64(),
+    }
+}
+
+/// The time `secs` seconds after the Unix epoch (clamped to it).
+pub fn from_unix_seconds(secs: f64) -> SystemTime {
+    if secs.is_finite() && secs > 0.0 {
+        UNIX_EPOCH + Duration::from_secs_f64(secs.min(1e12))
+    } else {
+        UNIX_EPOCH
     }
 }
 
@@ -39,7 +72,7 @@ impl Timestamp {
     /// to the wall clock by the current offset between the two clocks.
     pub fn from_mono(mono: Duration) -> Self {
         let now_mono = monotonic_now();
-        let now_wall = SystemTime::now();
+        let now_wall = wall_now();
         let wall = if mono <= now_mono {
             now_wall - (now_mono - mono)
         } else {
@@ -51,10 +84,7 @@ impl Timestamp {
     /// Seconds since the Unix epoch with microseconds, as uStreamer and
     /// browsers' tools expect in `X-Timestamp`.
     pub fn unix_seconds(&self) -> f64 {
-        self.wall
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0)
+        unix_seconds(self.wall)
     }
 }
 
@@ -98,6 +128,14 @@ impl Utc {
         )
     }
 
+    /// `2026-11-26 17:26:00`
+    pub fn display_seconds(&self) -> String {
+        format!(
+            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+            self.year, self.month, self.day, self.hour, self.minute, self.second
+        )
+    }
+
     /// `20261126T172600Z`, the form used in file names.
     pub fn compact(&self) -> String {
         format!(
@@ -105,6 +143,57 @@ impl Utc {
             self.year, self.month, self.day, self.hour, self.minute, self.second
         )
     }
+
+    /// Parses the [`Utc::compact`] form back into a time; `None` for
+    /// anything else (wrong length, a non-digit, a month 13, a 31 April).
+    pub fn parse_compact(s: &str) -> Option<SystemTime> {
+        let b = s.as_bytes();
+        let digits = |r: std::ops::Range<usize>| -> Option<i64> {
+            let part = b.get(r)?;
+            part.iter().all(u8::is_ascii_digit).then(|| {
+                part.iter()
+                    .fold(0i64, |acc, d| acc * 10 + i64::from(d - b'0'))
+            })
+        };
+        if b.len() != 16 || b[8] != b'T' || b[15] != b'Z' {
+            return None;
+        }
+        let (year, month, day) = (digits(0..4)?, digits(4..6)?, digits(6..8)?);
+        let (hour, minute, second) = (digits(9..11)?, digits(11..13)?, digits(13..15)?);
+        let days = days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)?;
+        if hour > 23 || minute > 59 || second > 59 {
+            return None;
+        }
+        let secs = days * 86_400 + hour * 3600 + minute * 60 + second;
+        u64::try_from(secs)
+            .ok()
+            .map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date; `None` for a date
+/// that does not exist. The inverse of [`civil_from_days`].
+fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
+    if !(1..=12).contains(&month) || day == 0 {
+        return None;
+    }
+    let days_in_month = match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if day > days_in_month {
+        return None;
+    }
+    // Count years from March, so that the leap day ends the year.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let month_from_march = i64::from((month + 9) % 12);
+    let day_of_year = (153 * month_from_march + 2) / 5 + i64::from(day) - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    Some(era * 146_097 + day_of_era - 719_468)
 }
 
 /// Converts days since 1970-01-01 to a proleptic Gregorian (year, month, day).
@@ -161,6 +250,48 @@ mod tests {
             );
             prev = cur;
         }
+    }
+
+    #[test]
+    fn compact_round_trips_and_refuses_impossible_dates() {
+        for secs in [
+            0u64,
+            951_825_600,
+            1_795_713_960,
+            4_107_542_400,
+            4_102_444_799,
+        ] {
+            let t = UNIX_EPOCH + Duration::from_secs(secs);
+            assert_eq!(Utc::parse_compact(&Utc::from_system(t).compact()), Some(t));
+        }
+        for d in (-1000..100_000).step_by(7) {
+            let (y, m, day) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, m, day), Some(d));
+        }
+        for bad in [
+            "20261131T000000Z",
+            "20260229T000000Z",
+            "21000229T000000Z",
+            "20261301T000000Z",
+            "20261126T240000Z",
+            "20261126T176000Z",
+            "2026112XT172600Z",
+            "20261126 172600Z",
+            "20261126T172600",
+            "",
+        ] {
+            assert_eq!(Utc::parse_compact(bad), None, "{bad}");
+        }
+        assert!(Utc::parse_compact("20000229T120000Z").is_some());
+    }
+
+    #[test]
+    fn unix_seconds_both_ways() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_713_960_250);
+        assert_eq!(unix_seconds(t), 1_795_713_960.25);
+        assert_eq!(from_unix_seconds(1_795_713_960.25), t);
+        assert_eq!(from_unix_seconds(-5.0), UNIX_EPOCH);
+        assert_eq!(from_unix_seconds(f64::NAN), UNIX_EPOCH);
     }
 
     #[test]

@@ -1,20 +1,142 @@
 //! The one typed [`Config`]: defaults, the TOML file, and command-line flags
 //! on top, validated once at start-up.
 //!
-//! Every value, whether from the file or a flag, goes through the same
-//! validation as text, so an error reads the same either way and always names
-//! the field (`camera.size`) and its flag (`--size`).
+//! # Implementation
+//! Every setting is one row of [`FIELDS`]: its key (`camera.size`), its flag
+//! (`--size`) if it has one, and a function that parses the value as text and
+//! stores it. The file and the flags go through the same rows, so an error
+//! reads the same either way and always names the field and its flag; an
+//! unknown key in the file is refused with its line. Rules that involve more
+//! than one field are checked once at the end ([`Config::validate`]).
+//!
+//! This module depends on nothing but the frame types: the capture, record
+//! and HTTP modules read their settings from here, never the other way round.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Deserialize;
-
-use crate::capture::{SourceKind, testsrc};
 use crate::frame::{PixelFormat, Size};
-use crate::record::store::Budget;
+
+/// The kinds of source blackbox can capture from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SourceKind {
+    /// Resolved at start-up: the Pi camera, else a V4L2 camera, else the
+    /// test pattern.
+    Auto,
+    /// The built-in test pattern.
+    Testsrc,
+    /// A V4L2 capture device.
+    V4l2,
+    /// `rpicam-vid` as a child process.
+    Rpicam,
+}
+
+impl SourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::Testsrc => "testsrc",
+            Self::V4l2 => "v4l2",
+            Self::Rpicam => "rpicam",
+        }
+    }
+
+    /// The names [`SourceKind::from_str`] accepts, for error messages.
+    pub const NAMES: &'static str = "auto, testsrc, v4l2, rpicam";
+}
+
+impl FromStr for SourceKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "auto" => Ok(Self::Auto),
+            "testsrc" => Ok(Self::Testsrc),
+            "v4l2" => Ok(Self::V4l2),
+            "rpicam" => Ok(Self::Rpicam),
+            _ => Err(format!("expected one of {}", Self::NAMES)),
+        }
+    }
+}
+
+/// The smallest frame the test pattern draws (its sequence strip needs room).
+pub const TESTSRC_MIN_SIZE: Size = Size::new(320, 240);
+/// The largest frame the test pattern draws.
+pub const TESTSRC_MAX_SIZE: Size = Size::new(1920, 1080);
+
+/// A space budget: bytes, or a share of the file system.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    Bytes(u64),
+    Percent(f64),
+}
+
+impl Budget {
+    /// The budget in bytes on a file system of `total` bytes.
+    pub fn bytes(self, total: u64) -> u64 {
+        match self {
+            Self::Bytes(b) => b,
+            Self::Percent(p) => (total as f64 * p / 100.0) as u64,
+        }
+    }
+}
+
+impl FromStr for Budget {
+    type Err = String;
+    /// `80%`, `512MiB`, `2GiB`, `100MB`, `4096` (bytes).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let bad = || "expected bytes (e.g. 512MiB, 2GiB) or a percentage (e.g. 80%)".to_string();
+        if let Some(p) = s.strip_suffix('%') {
+            let p: f64 = p.trim().parse().map_err(|_| bad())?;
+            return if (0.0..=100.0).contains(&p) {
+                Ok(Self::Percent(p))
+            } else {
+                Err(bad())
+            };
+        }
+        const UNITS: [(&str, u64); 8] = [
+            ("KiB", 1 << 10),
+            ("MiB", 1 << 20),
+            ("GiB", 1 << 30),
+            ("TiB", 1 << 40),
+            ("KB", 1_000),
+            ("MB", 1_000_000),
+            ("GB", 1_000_000_000),
+            ("B", 1),
+        ];
+        for (suffix, scale) in UNITS {
+            if let Some(n) = s.strip_suffix(suffix) {
+                let n: f64 = n.trim().parse().map_err(|_| bad())?;
+                return if n.is_finite() && n >= 0.0 {
+                    Ok(Self::Bytes((n * scale as f64) as u64))
+                } else {
+                    Err(bad())
+                };
+            }
+        }
+        s.parse::<u64>().map(Self::Bytes).map_err(|_| bad())
+    }
+}
+
+impl fmt::Display for Budget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bytes(b) => write!(f, "{b} bytes"),
+            Self::Percent(p) => write!(f, "{p}%"),
+        }
+    }
+}
+
+/// The default number of encoder threads: one per core, at most four.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(4)
+}
 
 /// Where frames come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,6 +173,9 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// A viewer whose socket accepts nothing for this long is dropped.
     pub write_timeout: Duration,
+    /// Connections open at once; past it the longest-idle one is closed to
+    /// make room, and a new one is refused only if none is idle.
+    pub max_connections: usize,
 }
 
 /// The frame tap: every frame to local programs over TCP.
@@ -72,8 +197,9 @@ pub struct RecordConfig {
     /// Start recording when blackbox starts.
     pub autostart: bool,
     pub segment_seconds: u64,
-    /// fdatasync at least this often; zero: after every frame.
-    pub sync_interval: Duration,
+    /// fdatasync at least this often (zero: after every frame); `None`: never
+    /// (the kernel writes back when it likes).
+    pub sync_interval: Option<Duration>,
     /// Recordings may use at most this much.
     pub max_usage: Budget,
     /// Keep at least this much of the file system free.
@@ -88,16 +214,6 @@ pub struct EventConfig {
     pub post_seconds: u64,
     /// `None`: 30 % of the recording budget.
     pub max_usage: Option<Budget>,
-}
-
-impl Config {
-    /// The events' quota as configured or derived from the recording budget.
-    pub fn event_budget(&self) -> Budget {
-        self.event.max_usage.unwrap_or(match self.record.max_usage {
-            Budget::Percent(p) => Budget::Percent(p * 0.3),
-            Budget::Bytes(b) => Budget::Bytes(b * 3 / 10),
-        })
-    }
 }
 
 /// The whole configuration.
@@ -127,11 +243,12 @@ impl Default for Config {
             },
             encode: EncodeConfig {
                 quality: 80,
-                workers: crate::pipeline::default_workers(),
+                workers: default_workers(),
             },
             http: HttpConfig {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 write_timeout: Duration::from_secs(5),
+                max_connections: 256,
             },
             tap: TapConfig {
                 listen: None,
@@ -142,7 +259,7 @@ impl Default for Config {
                 dir: PathBuf::from("blackbox-data"),
                 autostart: true,
                 segment_seconds: 60,
-                sync_interval: Duration::from_secs(1),
+                sync_interval: Some(Duration::from_secs(1)),
                 max_usage: Budget::Percent(80.0),
                 min_free: Budget::Percent(5.0),
                 queue_frames: 90,
@@ -156,20 +273,272 @@ impl Default for Config {
     }
 }
 
-/// Values given on the command line; each overrides the file.
+impl Config {
+    /// The events' quota as configured or derived from the recording budget.
+    pub fn event_budget(&self) -> Budget {
+        self.event.max_usage.unwrap_or(match self.record.max_usage {
+            Budget::Percent(p) => Budget::Percent(p * 0.3),
+            Budget::Bytes(b) => Budget::Bytes(b * 3 / 10),
+        })
+    }
+}
+
+/// One setting: its key in the file, its flag, and how to store its value.
+struct Field {
+    key: &'static str,
+    flag: Option<&'static str>,
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+/// Every setting. Each `apply` parses the value as text (what a flag gives,
+/// and what a file value becomes) and stores it, or says why not.
+const FIELDS: &[Field] = &[
+    Field {
+        key: "camera.source",
+        flag: Some("--source"),
+        apply: |c, v| {
+            c.camera.source = v.parse()?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.device",
+        flag: Some("--device"),
+        apply: |c, v| {
+            c.camera.device = nonempty(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.input",
+        flag: Some("--input"),
+        apply: |c, v| {
+            c.camera.input = match v.trim() {
+                "" | "current" => None,
+                n => Some(number(n, 0, 255)? as u32),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.size",
+        flag: Some("--size"),
+        apply: |c, v| {
+            c.camera.size = v.trim().parse()?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.fps",
+        flag: Some("--fps"),
+        apply: |c, v| {
+            c.camera.fps = number(v, 1, 240)? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.pixel_format",
+        flag: Some("--pixel-format"),
+        apply: |c, v| {
+            c.camera.pixel_format = match v.trim() {
+                "auto" => None,
+                f => Some(f.parse().map_err(|e| format!("{e}, or auto"))?),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.buffers",
+        flag: None,
+        apply: |c, v| {
+            c.camera.buffers = number(v, 2, 32)? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.timeout",
+        flag: None,
+        apply: |c, v| {
+            c.camera.timeout = duration_at_least(v, Duration::from_millis(100))?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.rpicam_path",
+        flag: None,
+        apply: |c, v| {
+            c.camera.rpicam_path = nonempty(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "encode.quality",
+        flag: Some("--quality"),
+        apply: |c, v| {
+            c.encode.quality = number(v, 1, 100)? as u8;
+            Ok(())
+        },
+    },
+    Field {
+        key: "encode.workers",
+        flag: None,
+        apply: |c, v| {
+            c.encode.workers = match number(v, 0, 16)? {
+                0 => default_workers(),
+                n => n as usize,
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.listen",
+        flag: Some("--listen"),
+        apply: |c, v| {
+            c.http.listen = address(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.write_timeout",
+        flag: None,
+        apply: |c, v| {
+            c.http.write_timeout = duration_at_least(v, Duration::from_millis(1))?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.max_connections",
+        flag: None,
+        apply: |c, v| {
+            c.http.max_connections = number(v, 8, 100_000)? as usize;
+            Ok(())
+        },
+    },
+    Field {
+        key: "tap.listen",
+        flag: Some("--tap"),
+        apply: |c, v| {
+            c.tap.listen = match v.trim() {
+                "" | "off" | "none" => None,
+                addr => Some(address(addr)?),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "tap.queue_frames",
+        flag: None,
+        apply: |c, v| {
+            c.tap.queue_frames = number(v, 1, 10_000)? as usize;
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.enabled",
+        flag: Some("--record"),
+        apply: |c, v| {
+            c.record.enabled = boolean(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.dir",
+        flag: Some("--data"),
+        apply: |c, v| {
+            c.record.dir = PathBuf::from(nonempty(v)?);
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.autostart",
+        flag: None,
+        apply: |c, v| {
+            c.record.autostart = boolean(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.segment_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.record.segment_seconds = number(v, 1, 3600)? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.sync_interval",
+        flag: None,
+        apply: |c, v| {
+            c.record.sync_interval = match v.trim() {
+                "off" | "never" => None,
+                d => Some(parse_duration(d).ok_or(
+                    "expected a duration such as \"1s\", \"0\" for every frame, or \"off\"",
+                )?),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.max_usage",
+        flag: None,
+        apply: |c, v| {
+            c.record.max_usage = v.parse()?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.min_free",
+        flag: None,
+        apply: |c, v| {
+            c.record.min_free = v.parse()?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.queue_frames",
+        flag: None,
+        apply: |c, v| {
+            c.record.queue_frames = number(v, 1, 10_000)? as usize;
+            Ok(())
+        },
+    },
+    Field {
+        key: "event.pre_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.event.pre_seconds = number(v, 0, 3600)? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "event.post_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.event.post_seconds = number(v, 0, 3600)? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "event.max_usage",
+        flag: None,
+        apply: |c, v| {
+            c.event.max_usage = Some(v.parse()?);
+            Ok(())
+        },
+    },
+];
+
+/// Values given on the command line, by key; each overrides the file.
 #[derive(Clone, Debug, Default)]
-pub struct Overrides {
-    pub source: Option<String>,
-    pub device: Option<String>,
-    pub input: Option<String>,
-    pub size: Option<String>,
-    pub fps: Option<String>,
-    pub pixel_format: Option<String>,
-    pub quality: Option<String>,
-    pub listen: Option<String>,
-    pub tap: Option<String>,
-    pub data: Option<String>,
-    pub record: Option<String>,
+pub struct Overrides(Vec<(&'static str, String)>);
+
+impl Overrides {
+    /// Sets `key` (e.g. `camera.fps`) if `value` is given.
+    pub fn set(&mut self, key: &'static str, value: Option<String>) {
+        if let Some(v) = value {
+            self.0.push((key, v));
+        }
+    }
 }
 
 /// Why the configuration was refused.
@@ -230,290 +599,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// The file's shape. Values are kept loose (string or number) so that the
-/// shared validation, not the TOML decoder, explains what is wrong.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    camera: FileCamera,
-    #[serde(default)]
-    encode: FileEncode,
-    #[serde(default)]
-    http: FileHttp,
-    #[serde(default)]
-    tap: FileTap,
-    #[serde(default)]
-    record: FileRecord,
-    #[serde(default)]
-    event: FileEvent,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileRecord {
-    enabled: Option<toml::Value>,
-    dir: Option<toml::Value>,
-    autostart: Option<toml::Value>,
-    segment_seconds: Option<toml::Value>,
-    sync_interval: Option<toml::Value>,
-    max_usage: Option<toml::Value>,
-    min_free: Option<toml::Value>,
-    queue_frames: Option<toml::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileEvent {
-    pre_seconds: Option<toml::Value>,
-    post_seconds: Option<toml::Value>,
-    max_usage: Option<toml::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileCamera {
-    source: Option<toml::Value>,
-    device: Option<toml::Value>,
-    input: Option<toml::Value>,
-    size: Option<toml::Value>,
-    fps: Option<toml::Value>,
-    pixel_format: Option<toml::Value>,
-    buffers: Option<toml::Value>,
-    timeout: Option<toml::Value>,
-    rpicam_path: Option<toml::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileEncode {
-    quality: Option<toml::Value>,
-    workers: Option<toml::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileHttp {
-    listen: Option<toml::Value>,
-    write_timeout: Option<toml::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileTap {
-    listen: Option<toml::Value>,
-    queue_frames: Option<toml::Value>,
-}
-
-fn text(v: Option<toml::Value>) -> Option<String> {
-    v.map(|v| match v {
-        toml::Value::String(s) => s,
-        other => other.to_string(),
-    })
-}
-
 impl Config {
     /// Defaults, then `file` if given, then `overrides`; validated.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let parsed = match file {
-            Some(path) => parse_file(path)?,
-            None => FileConfig::default(),
+        let from_file = match file {
+            Some(path) => {
+                let body = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
+                file_values(path, &body)?
+            }
+            None => Vec::new(),
         };
         let mut cfg = Config::default();
-        let pick = |flag: &Option<String>, file: Option<toml::Value>| flag.clone().or(text(file));
-
-        if let Some(v) = pick(&overrides.source, parsed.camera.source) {
-            cfg.camera.source = SourceKind::parse(v.trim()).ok_or_else(|| {
-                invalid(
-                    "camera.source",
-                    Some("--source"),
-                    &v,
-                    format!("expected one of {}", SourceKind::NAMES),
-                )
-            })?;
-        }
-        if let Some(v) = pick(&overrides.device, parsed.camera.device) {
-            if v.trim().is_empty() {
-                return Err(invalid(
-                    "camera.device",
-                    Some("--device"),
-                    &v,
-                    "must not be empty".into(),
-                ));
-            }
-            cfg.camera.device = v.trim().to_string();
-        }
-        if let Some(v) = pick(&overrides.input, parsed.camera.input) {
-            cfg.camera.input = match v.trim() {
-                "" | "current" => None,
-                n => Some(
-                    number(n, 0, 255)
-                        .map_err(|e| invalid("camera.input", Some("--input"), &v, e))?
-                        as u32,
-                ),
-            };
-        }
-        if let Some(v) = text(parsed.camera.buffers) {
-            cfg.camera.buffers =
-                number(&v, 2, 32).map_err(|e| invalid("camera.buffers", None, &v, e))? as u32;
-        }
-        if let Some(v) = text(parsed.camera.timeout) {
-            cfg.camera.timeout = parse_duration(&v)
-                .filter(|d| *d >= Duration::from_millis(100))
-                .ok_or_else(|| {
-                    invalid(
-                        "camera.timeout",
-                        None,
-                        &v,
-                        "expected a duration of at least 100ms, such as \"2s\"".into(),
-                    )
-                })?;
-        }
-        if let Some(v) = text(parsed.camera.rpicam_path) {
-            if v.trim().is_empty() {
-                return Err(invalid(
-                    "camera.rpicam_path",
-                    None,
-                    &v,
-                    "must not be empty".into(),
-                ));
-            }
-            cfg.camera.rpicam_path = v.trim().to_string();
-        }
-        if let Some(v) = pick(&overrides.size, parsed.camera.size) {
-            cfg.camera.size = v
-                .parse::<Size>()
-                .map_err(|e| invalid("camera.size", Some("--size"), &v, e))?;
-        }
-        if let Some(v) = pick(&overrides.fps, parsed.camera.fps) {
-            cfg.camera.fps =
-                number(&v, 1, 240).map_err(|e| invalid("camera.fps", Some("--fps"), &v, e))? as u32;
-        }
-        if let Some(v) = pick(&overrides.pixel_format, parsed.camera.pixel_format) {
-            cfg.camera.pixel_format = match v.trim() {
-                "auto" => None,
-                f => Some(f.parse::<PixelFormat>().map_err(|e| {
-                    invalid(
-                        "camera.pixel_format",
-                        Some("--pixel-format"),
-                        &v,
-                        format!("{e}, or auto"),
-                    )
-                })?),
-            };
-        }
-        if let Some(v) = pick(&overrides.quality, parsed.encode.quality) {
-            cfg.encode.quality = number(&v, 1, 100)
-                .map_err(|e| invalid("encode.quality", Some("--quality"), &v, e))?
-                as u8;
-        }
-        if let Some(v) = text(parsed.encode.workers) {
-            let n = number(&v, 0, 16).map_err(|e| invalid("encode.workers", None, &v, e))? as usize;
-            cfg.encode.workers = if n == 0 {
-                crate::pipeline::default_workers()
-            } else {
-                n
-            };
-        }
-        if let Some(v) = pick(&overrides.listen, parsed.http.listen) {
-            cfg.http.listen =
-                address(&v).map_err(|e| invalid("http.listen", Some("--listen"), &v, e))?;
-        }
-        if let Some(v) = text(parsed.http.write_timeout) {
-            cfg.http.write_timeout =
-                parse_duration(&v).filter(|d| !d.is_zero()).ok_or_else(|| {
-                    invalid(
-                        "http.write_timeout",
-                        None,
-                        &v,
-                        "expected a duration such as \"5s\" or \"500ms\"".into(),
-                    )
-                })?;
-        }
-        if let Some(v) = pick(&overrides.tap, parsed.tap.listen) {
-            cfg.tap.listen = match v.trim() {
-                "" | "off" | "none" => None,
-                addr => {
-                    Some(address(addr).map_err(|e| invalid("tap.listen", Some("--tap"), &v, e))?)
-                }
-            };
-        }
-        if let Some(v) = text(parsed.tap.queue_frames) {
-            cfg.tap.queue_frames = number(&v, 1, 10_000)
-                .map_err(|e| invalid("tap.queue_frames", None, &v, e))?
-                as usize;
-        }
-        let r = parsed.record;
-        if let Some(v) = pick(&overrides.record, r.enabled) {
-            cfg.record.enabled =
-                boolean(&v).map_err(|e| invalid("record.enabled", Some("--record"), &v, e))?;
-        }
-        if let Some(v) = pick(&overrides.data, r.dir) {
-            if v.trim().is_empty() {
-                return Err(invalid(
-                    "record.dir",
-                    Some("--data"),
-                    &v,
-                    "must not be empty".into(),
-                ));
-            }
-            cfg.record.dir = PathBuf::from(v.trim());
-        }
-        if let Some(v) = text(r.autostart) {
-            cfg.record.autostart =
-                boolean(&v).map_err(|e| invalid("record.autostart", None, &v, e))?;
-        }
-        if let Some(v) = text(r.segment_seconds) {
-            cfg.record.segment_seconds = number(&v, 1, 3600)
-                .map_err(|e| invalid("record.segment_seconds", None, &v, e))?
-                as u64;
-        }
-        if let Some(v) = text(r.sync_interval) {
-            cfg.record.sync_interval = match v.trim() {
-                // No explicit syncs: the kernel writes back when it likes.
-                "off" | "never" => Some(Duration::from_secs(100 * 365 * 86_400)),
-                other => parse_duration(other),
-            }
-            .ok_or_else(|| {
-                invalid(
-                    "record.sync_interval",
-                    None,
-                    &v,
-                    "expected a duration such as \"1s\", or \"0\" for every frame".into(),
-                )
-            })?;
-        }
-        if let Some(v) = text(r.max_usage) {
-            cfg.record.max_usage = v
-                .parse()
-                .map_err(|e| invalid("record.max_usage", None, &v, e))?;
-        }
-        if let Some(v) = text(r.min_free) {
-            cfg.record.min_free = v
-                .parse()
-                .map_err(|e| invalid("record.min_free", None, &v, e))?;
-        }
-        if let Some(v) = text(r.queue_frames) {
-            cfg.record.queue_frames = number(&v, 1, 10_000)
-                .map_err(|e| invalid("record.queue_frames", None, &v, e))?
-                as usize;
-        }
-        let e = parsed.event;
-        if let Some(v) = text(e.pre_seconds) {
-            cfg.event.pre_seconds = number(&v, 0, 3600)
-                .map_err(|er| invalid("event.pre_seconds", None, &v, er))?
-                as u64;
-        }
-        if let Some(v) = text(e.post_seconds) {
-            cfg.event.post_seconds = number(&v, 0, 3600)
-                .map_err(|er| invalid("event.post_seconds", None, &v, er))?
-                as u64;
-        }
-        if let Some(v) = text(e.max_usage) {
-            cfg.event.max_usage = Some(
-                v.parse()
-                    .map_err(|er| invalid("event.max_usage", None, &v, er))?,
-            );
+        for (key, value) in from_file
+            .iter()
+            .map(|(k, v)| (*k, v.as_str()))
+            .chain(overrides.0.iter().map(|(k, v)| (*k, v.as_str())))
+        {
+            let field = FIELDS
+                .iter()
+                .find(|f| f.key == key)
+                .ok_or_else(|| invalid(key, None, value, "unknown setting".into()))?;
+            (field.apply)(&mut cfg, value).map_err(|e| invalid(field.key, field.flag, value, e))?;
         }
         cfg.validate()?;
         Ok(cfg)
@@ -522,40 +631,101 @@ impl Config {
     /// Checks the rules that involve more than one field.
     fn validate(&self) -> Result<(), ConfigError> {
         let s = self.camera.size;
-        let shown = s.to_string();
+        let bad_size =
+            |reason: String| invalid("camera.size", Some("--size"), &s.to_string(), reason);
         if s.width == 0 || s.height == 0 {
-            return Err(invalid(
-                "camera.size",
-                Some("--size"),
-                &shown,
-                "width and height must not be zero".into(),
-            ));
+            return Err(bad_size("width and height must not be zero".into()));
         }
         if s.width % 2 == 1 || s.height % 2 == 1 {
-            return Err(invalid(
-                "camera.size",
-                Some("--size"),
-                &shown,
-                "width and height must be even".into(),
-            ));
+            return Err(bad_size("width and height must be even".into()));
         }
-        if self.camera.source == SourceKind::Testsrc {
-            let (min, max) = (testsrc::MIN_SIZE, testsrc::MAX_SIZE);
-            if s.width < min.width
+        let (min, max) = (TESTSRC_MIN_SIZE, TESTSRC_MAX_SIZE);
+        if self.camera.source == SourceKind::Testsrc
+            && (s.width < min.width
                 || s.height < min.height
                 || s.width > max.width
-                || s.height > max.height
-            {
-                return Err(invalid(
-                    "camera.size",
-                    Some("--size"),
-                    &shown,
-                    format!("the test pattern renders sizes from {min} to {max}"),
-                ));
-            }
+                || s.height > max.height)
+        {
+            return Err(bad_size(format!(
+                "the test pattern renders sizes from {min} to {max}"
+            )));
         }
         Ok(())
     }
+}
+
+/// The file's settings as (key, text) pairs, in file order, each checked to
+/// be a known key; syntax errors and unknown keys name their line.
+fn file_values(path: &Path, body: &str) -> Result<Vec<(&'static str, String)>, ConfigError> {
+    use toml::de::{DeTable, DeValue};
+    let at = |offset: usize, message: String| {
+        let offset = offset.min(body.len());
+        let line = body[..offset].matches('\n').count() + 1;
+        ConfigError::Parse {
+            path: path.to_path_buf(),
+            line,
+            text: body.lines().nth(line - 1).unwrap_or("").trim().to_string(),
+            message,
+        }
+    };
+    let doc = DeTable::parse(body).map_err(|e| {
+        at(
+            e.span().map_or(0, |s| s.start),
+            e.message().trim().to_string(),
+        )
+    })?;
+    let mut out = Vec::new();
+    for (section, table) in doc.get_ref() {
+        let DeValue::Table(table) = table.get_ref() else {
+            return Err(at(
+                section.span().start,
+                format!(
+                    "`{}` must be inside a section such as [camera]",
+                    section.get_ref()
+                ),
+            ));
+        };
+        for (key, value) in table {
+            let full = format!("{}.{}", section.get_ref(), key.get_ref());
+            let Some(field) = FIELDS.iter().find(|f| f.key == full) else {
+                let known: Vec<&str> = FIELDS
+                    .iter()
+                    .filter_map(|f| f.key.strip_prefix(&format!("{}.", section.get_ref())))
+                    .collect();
+                let message = if known.is_empty() {
+                    format!(
+                        "unknown section [{}]; expected camera, encode, http, tap, record or event",
+                        section.get_ref()
+                    )
+                } else {
+                    format!(
+                        "unknown key `{}` in [{}]; expected one of {}",
+                        key.get_ref(),
+                        section.get_ref(),
+                        known.join(", ")
+                    )
+                };
+                return Err(at(key.span().start, message));
+            };
+            let text = match value.get_ref() {
+                DeValue::String(s) => s.to_string(),
+                DeValue::Integer(i) => {
+                    let digits = i.as_str().replace('_', "");
+                    i64::from_str_radix(&digits, i.radix()).map_or(digits, |n| n.to_string())
+                }
+                DeValue::Float(f) => f.as_str().replace('_', ""),
+                DeValue::Boolean(b) => b.to_string(),
+                _ => {
+                    return Err(at(
+                        value.span().start,
+                        format!("`{full}` takes a string, a number or true/false"),
+                    ));
+                }
+            };
+            out.push((field.key, text));
+        }
+    }
+    Ok(out)
 }
 
 fn invalid(
@@ -587,10 +757,26 @@ fn boolean(v: &str) -> Result<bool, String> {
     }
 }
 
+fn nonempty(v: &str) -> Result<String, String> {
+    match v.trim() {
+        "" => Err("must not be empty".into()),
+        s => Ok(s.to_string()),
+    }
+}
+
 fn address(v: &str) -> Result<SocketAddr, String> {
     v.trim()
         .parse::<SocketAddr>()
         .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:8080 or 0.0.0.0:8080".to_string())
+}
+
+fn duration_at_least(v: &str, min: Duration) -> Result<Duration, String> {
+    parse_duration(v).filter(|d| *d >= min).ok_or_else(|| {
+        format!(
+            "expected a duration of at least {} ms, such as \"2s\" or \"500ms\"",
+            min.as_millis()
+        )
+    })
 }
 
 /// Parses `"1.5s"`, `"500ms"`, `"2m"` or a bare number of seconds.
@@ -609,31 +795,15 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
     (secs.is_finite() && (0.0..1e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
 }
 
-fn parse_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let body = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    toml::from_str::<FileConfig>(&body).map_err(|e| {
-        let offset = e.span().map(|s| s.start).unwrap_or(0).min(body.len());
-        let line = body[..offset].matches('\n').count() + 1;
-        let text = body.lines().nth(line - 1).unwrap_or("").trim().to_string();
-        ConfigError::Parse {
-            path: path.to_path_buf(),
-            line,
-            text,
-            message: e.message().trim().to_string(),
-        }
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn with(f: impl FnOnce(&mut Overrides)) -> Result<Config, ConfigError> {
+    fn with(pairs: &[(&'static str, &str)]) -> Result<Config, ConfigError> {
         let mut o = Overrides::default();
-        f(&mut o);
+        for (k, v) in pairs {
+            o.set(k, Some(v.to_string()));
+        }
         Config::load(None, &o)
     }
 
@@ -654,43 +824,42 @@ mod tests {
 
     #[test]
     fn each_bad_value_names_its_field() {
-        assert_eq!(
-            field_of(with(|o| o.size = Some("641x480".into()))),
-            "camera.size"
-        );
-        assert_eq!(
-            field_of(with(|o| o.size = Some("0x480".into()))),
-            "camera.size"
-        );
-        assert_eq!(
-            field_of(with(|o| o.size = Some("big".into()))),
-            "camera.size"
-        );
-        assert_eq!(field_of(with(|o| o.fps = Some("0".into()))), "camera.fps");
-        assert_eq!(
-            field_of(with(|o| o.quality = Some("101".into()))),
-            "encode.quality"
-        );
-        assert_eq!(
-            field_of(with(|o| o.quality = Some("0".into()))),
-            "encode.quality"
-        );
-        assert_eq!(
-            field_of(with(|o| o.source = Some("webcam9".into()))),
-            "camera.source"
-        );
-        assert_eq!(
-            field_of(with(|o| o.pixel_format = Some("rgb".into()))),
-            "camera.pixel_format"
-        );
-        assert_eq!(
-            field_of(with(|o| o.listen = Some("nowhere".into()))),
-            "http.listen"
-        );
-        assert_eq!(
-            field_of(with(|o| o.tap = Some("1.2.3".into()))),
-            "tap.listen"
-        );
+        for (key, value) in [
+            ("camera.size", "641x480"),
+            ("camera.size", "0x480"),
+            ("camera.size", "big"),
+            ("camera.size", "4000x3000"),
+            ("camera.fps", "0"),
+            ("encode.quality", "101"),
+            ("encode.quality", "0"),
+            ("camera.source", "webcam9"),
+            ("camera.pixel_format", "rgb"),
+            ("http.listen", "nowhere"),
+            ("tap.listen", "1.2.3"),
+            ("record.sync_interval", "soon"),
+            ("record.max_usage", "120%"),
+        ] {
+            assert_eq!(field_of(with(&[(key, value)])), key, "{key} = {value}");
+        }
+    }
+
+    #[test]
+    fn every_field_accepts_its_default_shape() {
+        let cfg = with(&[
+            ("record.sync_interval", "off"),
+            ("camera.input", "current"),
+            ("tap.listen", "off"),
+            ("encode.workers", "0"),
+            ("event.max_usage", "1GiB"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.record.sync_interval, None);
+        assert_eq!(cfg.camera.input, None);
+        assert_eq!(cfg.tap.listen, None);
+        assert_eq!(cfg.encode.workers, default_workers());
+        assert_eq!(cfg.event_budget(), Budget::Bytes(1 << 30));
+        let cfg = with(&[("record.sync_interval", "0")]).unwrap();
+        assert_eq!(cfg.record.sync_interval, Some(Duration::ZERO));
     }
 
     #[test]
@@ -700,24 +869,35 @@ mod tests {
         let path = dir.join("c.toml");
         std::fs::write(
             &path,
-            "[camera]\nsize = \"640x480\"\nfps = 15\n[encode]\nquality = 60\nworkers = 2\n[http]\nwrite_timeout = \"750ms\"\n",
+            "[camera]\nsize = \"640x480\"\nfps = 15\n[encode]\nquality = 60\nworkers = 2\n[http]\nwrite_timeout = \"750ms\"\n[record]\nsegment_seconds = 0x10\n",
         )
         .unwrap();
-        let o = Overrides {
-            fps: Some("25".into()),
-            ..Overrides::default()
-        };
+        let mut o = Overrides::default();
+        o.set("camera.fps", Some("25".into()));
         let cfg = Config::load(Some(&path), &o).unwrap();
         assert_eq!(cfg.camera.size, Size::new(640, 480));
         assert_eq!(cfg.camera.fps, 25);
         assert_eq!(cfg.encode.quality, 60);
         assert_eq!(cfg.encode.workers, 2);
         assert_eq!(cfg.http.write_timeout, Duration::from_millis(750));
+        assert_eq!(cfg.record.segment_seconds, 16);
 
         std::fs::write(&path, "[camera]\nfsp = 15\n").unwrap();
         let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
         assert!(matches!(err, ConfigError::Parse { line: 2, .. }), "{err}");
         assert!(err.to_string().contains("fsp"), "{err}");
+        assert!(
+            err.to_string().contains("fps"),
+            "lists the known keys: {err}"
+        );
+
+        std::fs::write(&path, "fps = 15\n").unwrap();
+        let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { line: 1, .. }), "{err}");
+
+        std::fs::write(&path, "[camera]\nfps = [1, 2]\n").unwrap();
+        let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { line: 2, .. }), "{err}");
 
         std::fs::write(&path, "[camera]\nfps = -3\n").unwrap();
         let err = Config::load(Some(&path), &Overrides::default()).unwrap_err();
@@ -733,5 +913,18 @@ mod tests {
         assert_eq!(parse_duration("0"), Some(Duration::ZERO));
         assert_eq!(parse_duration("soon"), None);
         assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("1e300s"), None);
+    }
+
+    #[test]
+    fn budgets() {
+        assert_eq!("80%".parse::<Budget>(), Ok(Budget::Percent(80.0)));
+        assert_eq!("512MiB".parse::<Budget>(), Ok(Budget::Bytes(512 << 20)));
+        assert_eq!("2 GiB".parse::<Budget>(), Ok(Budget::Bytes(2 << 30)));
+        assert_eq!("4096".parse::<Budget>(), Ok(Budget::Bytes(4096)));
+        assert!("lots".parse::<Budget>().is_err());
+        assert!("120%".parse::<Budget>().is_err());
+        assert!("NaNGiB".parse::<Budget>().is_err());
+        assert_eq!(Budget::Percent(50.0).bytes(1000), 500);
     }
 }

@@ -73,14 +73,6 @@ pub struct EncodeSettings {
     pub workers: usize,
 }
 
-/// The default number of encoder threads: one per core, at most four.
-pub fn default_workers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(4)
-}
-
 /// A converted frame waiting for an encoder.
 struct Job {
     index: u64,

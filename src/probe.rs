@@ -3,32 +3,16 @@
 //! --list-formats-ext` or as JSON for scripts.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::capture::CaptureError;
 use crate::capture::v4l2::{self, DeviceReport};
-
-/// The `/dev/video*` nodes, in numeric order.
-pub fn video_devices() -> Vec<PathBuf> {
-    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/dev")
-        .into_iter()
-        .flatten()
-        .filter_map(Result::ok)
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let n = name.strip_prefix("video")?.parse::<u32>().ok()?;
-            Some((n, e.path()))
-        })
-        .collect();
-    found.sort();
-    found.into_iter().map(|(_, p)| p).collect()
-}
 
 /// Reports on `device`, or on every video device when `None`.
 pub fn probe(device: Option<&Path>) -> Result<Vec<DeviceReport>, CaptureError> {
     match device {
         Some(path) => Ok(vec![v4l2::describe(path)?]),
-        None => Ok(video_devices()
+        None => Ok(v4l2::video_devices()
             .iter()
             .filter_map(|p| match v4l2::describe(p) {
                 Ok(r) => Some(r),

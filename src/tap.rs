@@ -13,7 +13,8 @@ use std::sync::Arc;
 use futures_lite::{AsyncWriteExt, future};
 use smol::{Async, Executor, Timer};
 
-use crate::app::{AppState, Gauge, accept_until_shutdown};
+use crate::net::accept_until_shutdown;
+use crate::state::{AppState, Gauge};
 
 /// Accepts tap clients until shutdown.
 pub async fn serve(listener: Async<TcpListener>, state: Arc<AppState>, ex: Arc<Executor<'static>>) {

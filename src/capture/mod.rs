@@ -16,43 +16,7 @@ use std::time::Duration;
 use crate::config::CameraConfig;
 use crate::frame::{PixelFormat, RawFrame, Size};
 
-/// The kinds of source blackbox can capture from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SourceKind {
-    /// Resolved at start-up by [`detect`]: the Pi camera, else a V4L2
-    /// camera, else the test pattern.
-    Auto,
-    /// The built-in test pattern.
-    Testsrc,
-    /// A V4L2 capture device.
-    V4l2,
-    /// `rpicam-vid` as a child process.
-    Rpicam,
-}
-
-impl SourceKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Auto => "auto",
-            Self::Testsrc => "testsrc",
-            Self::V4l2 => "v4l2",
-            Self::Rpicam => "rpicam",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "auto" => Some(Self::Auto),
-            "testsrc" => Some(Self::Testsrc),
-            "v4l2" => Some(Self::V4l2),
-            "rpicam" => Some(Self::Rpicam),
-            _ => None,
-        }
-    }
-
-    /// The names accepted by [`SourceKind::parse`], for error messages.
-    pub const NAMES: &'static str = "auto, testsrc, v4l2, rpicam";
-}
+pub use crate::config::SourceKind;
 
 /// What a source delivers, as negotiated.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -135,7 +99,7 @@ pub fn detect(cfg: &CameraConfig) -> CameraConfig {
         out.source = SourceKind::Rpicam;
         return out;
     }
-    for path in crate::probe::video_devices() {
+    for path in v4l2::video_devices() {
         let Ok(report) = v4l2::describe(&path) else {
             continue;
         };
@@ -149,7 +113,10 @@ pub fn detect(cfg: &CameraConfig) -> CameraConfig {
         }
     }
     out.source = SourceKind::Testsrc;
-    let (min, max) = (testsrc::MIN_SIZE, testsrc::MAX_SIZE);
+    let (min, max) = (
+        crate::config::TESTSRC_MIN_SIZE,
+        crate::config::TESTSRC_MAX_SIZE,
+    );
     out.size = crate::frame::Size::new(
         cfg.size.width.clamp(min.width, max.width) / 2 * 2,
         cfg.size.height.clamp(min.height, max.height) / 2 * 2,

@@ -26,9 +26,9 @@ use crate::font;
 use crate::frame::{PixelFormat, RawFrame, Size};
 
 /// The smallest size the strip fits in with cells of at least 8 pixels.
-pub const MIN_SIZE: Size = Size::new(320, 240);
+pub const MIN_SIZE: Size = crate::config::TESTSRC_MIN_SIZE;
 /// The largest size the test pattern renders.
-pub const MAX_SIZE: Size = Size::new(1920, 1080);
+pub const MAX_SIZE: Size = crate::config::TESTSRC_MAX_SIZE;
 
 /// Cells in the strip: one white and one black reference, then 32 bits.
 const STRIP_CELLS: usize = 34;

@@ -24,7 +24,7 @@ use std::io;
 use std::mem;
 use std::os::raw::{c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -566,4 +566,20 @@ pub fn set_control(path: &Path, name: &str, value: i64) -> Result<(), CaptureErr
     };
     dev.set_control(Control { id: ctl.id, value })
         .map_err(|e| io_error("VIDIOC_S_EXT_CTRLS", e))
+}
+
+/// The `/dev/video*` nodes, in numeric order.
+pub fn video_devices() -> Vec<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/dev")
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let n = name.strip_prefix("video")?.parse::<u32>().ok()?;
+            Some((n, e.path()))
+        })
+        .collect();
+    found.sort();
+    found.into_iter().map(|(_, p)| p).collect()
 }

@@ -40,7 +40,7 @@ pub fn part_head(frame: &Frame) -> Bytes {
 }
 
 /// A streaming body that sends frames to one viewer until the bus closes.
-pub fn body(bus: &Arc<Bus>) -> super::routes::Body {
+pub fn body(bus: &Arc<Bus>) -> super::respond::Body {
     let feed = Feed {
         viewer: bus.viewer(),
         queued: VecDeque::from([Bytes::from_static(FIRST)]),

@@ -14,6 +14,7 @@
 mod io;
 mod mjpeg;
 mod recordings;
+mod respond;
 mod routes;
 mod status;
 
@@ -29,7 +30,8 @@ use hyper::service::service_fn;
 use smol::{Async, Executor};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use crate::app::{AppState, Gauge, accept_until_shutdown};
+use crate::net::accept_until_shutdown;
+use crate::state::{AppState, Gauge};
 
 pub use recordings::MetaCache;
 pub use status::Status;

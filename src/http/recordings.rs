@@ -24,12 +24,12 @@ use serde::Serialize;
 use smol::Timer;
 
 use super::mjpeg;
-use super::routes::{Body, json, json_error, no_store};
-use crate::app::AppState;
+use super::respond::{Body, json, json_error, no_store};
 use crate::clock::Utc;
 use crate::record::mkv;
 use crate::record::recorder::{Command, DeleteError};
 use crate::record::store;
+use crate::state::AppState;
 use crate::sync::lock;
 
 const CHUNK: u64 = 256 * 1024;
@@ -277,7 +277,7 @@ async fn delete(state: &AppState, name: &str, path: &str) -> Response<Body> {
         .await;
     match answer {
         Some(Ok(())) => {
-            let mut res = Response::new(super::routes::empty());
+            let mut res = Response::new(super::respond::empty());
             *res.status_mut() = StatusCode::NO_CONTENT;
             res
         }
@@ -411,7 +411,7 @@ async fn download(
         }
     };
     let body = if len == 0 {
-        super::routes::empty()
+        super::respond::empty()
     } else {
         file_body(Arc::new(file), start, end)
     };

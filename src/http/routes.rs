@@ -1,77 +1,23 @@
 //! Request routing: which path does what, method checks, JSON errors.
 
-use std::io;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures_lite::future;
-use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, PRAGMA};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use smol::Timer;
 
 use super::mjpeg;
+use super::respond::{Body, json_error, no_store, not_allowed, respond};
 use super::status::Status;
-use crate::app::AppState;
 use crate::clock::monotonic_now;
 use crate::frame::Frame;
-
-/// Every response body: a whole buffer or a stream.
-pub type Body = UnsyncBoxBody<Bytes, io::Error>;
+use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
-const NO_STORE: &str = "no-store, no-cache, must-revalidate, max-age=0";
 /// How long a snapshot waits for a frame when nothing is flowing.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
-
-/// An empty body.
-pub fn empty() -> Body {
-    full(Bytes::new())
-}
-
-fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into())
-        .map_err(|never| match never {})
-        .boxed_unsync()
-}
-
-fn respond(
-    status: StatusCode,
-    content_type: &'static str,
-    body: impl Into<Bytes>,
-) -> Response<Body> {
-    let body = body.into();
-    let mut res = Response::new(full(body.clone()));
-    *res.status_mut() = status;
-    let h = res.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    h.insert(CONTENT_LENGTH, HeaderValue::from(body.len()));
-    res
-}
-
-/// A JSON response.
-pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    respond(
-        status,
-        "application/json",
-        serde_json::to_vec(value).unwrap_or_default(),
-    )
-}
-
-/// A JSON error: `{"error": ..., "status": ..., "path": ...}`.
-pub fn json_error(status: StatusCode, message: &str, path: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": message, "status": status.as_u16(), "path": path });
-    respond(status, "application/json", body.to_string())
-}
-
-pub fn no_store(mut res: Response<Body>) -> Response<Body> {
-    let h = res.headers_mut();
-    h.insert(CACHE_CONTROL, HeaderValue::from_static(NO_STORE));
-    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    res
-}
 
 /// Answers one request.
 pub async fn handle(req: Request<Incoming>, state: &AppState) -> Response<Body> {
@@ -96,10 +42,7 @@ pub async fn handle(req: Request<Incoming>, state: &AppState) -> Response<Body> 
         return json_error(StatusCode::NOT_FOUND, "not found", &path);
     }
     if !readable {
-        let mut res = json_error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed", &path);
-        res.headers_mut()
-            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return res;
+        return not_allowed("GET, HEAD", &path);
     }
     match path.as_str() {
         "/" | "/index.html" => no_store(respond(

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
 pub struct Status {

@@ -29,10 +29,11 @@ use serde::Serialize;
 use smol::Timer;
 
 use crate::bus::{Bus, OrderedReceiver};
+use crate::config::Budget;
 use crate::config::{EventConfig, RecordConfig};
 use crate::frame::{Frame, Size};
 use crate::record::mkv::MkvWriter;
-use crate::record::store::{self, Budget, Disk, Store};
+use crate::record::store::{self, Disk, Store};
 use crate::stats::Counter;
 use crate::sync::lock;
 
@@ -414,7 +415,13 @@ impl Worker {
             // No frames for a while and the segment's time is up.
             self.close();
         }
-        if self.dirty && self.last_sync.elapsed() >= self.cfg.record.sync_interval {
+        if self.dirty
+            && self
+                .cfg
+                .record
+                .sync_interval
+                .is_some_and(|i| self.last_sync.elapsed() >= i)
+        {
             self.sync();
         }
         if self.last_space_check.elapsed() >= Duration::from_secs(1) {
@@ -475,8 +482,11 @@ impl Worker {
                 }
                 self.dirty = true;
                 lock(&self.status).frames_written += 1;
-                if self.cfg.record.sync_interval.is_zero()
-                    || self.last_sync.elapsed() >= self.cfg.record.sync_interval
+                if self
+                    .cfg
+                    .record
+                    .sync_interval
+                    .is_some_and(|i| self.last_sync.elapsed() >= i)
                 {
                     self.sync();
                 }

@@ -3,81 +3,16 @@
 //! deletion rules (loop recording for `recordings/`, a separate oldest-first
 //! quota for `events/`). Also start-up recovery of `.part` files.
 
-use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::clock::Utc;
+use crate::config::Budget;
 use crate::record::mkv;
-
-/// A space budget: bytes, or a share of the file system.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Budget {
-    Bytes(u64),
-    Percent(f64),
-}
-
-impl Budget {
-    /// The budget in bytes on a file system of `total` bytes.
-    pub fn bytes(self, total: u64) -> u64 {
-        match self {
-            Self::Bytes(b) => b,
-            Self::Percent(p) => (total as f64 * p / 100.0) as u64,
-        }
-    }
-}
-
-impl FromStr for Budget {
-    type Err = String;
-    /// `80%`, `512MiB`, `2GiB`, `100MB`, `4096` (bytes).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let s = s.trim();
-        let bad = || "expected bytes (e.g. 512MiB, 2GiB) or a percentage (e.g. 80%)".to_string();
-        if let Some(p) = s.strip_suffix('%') {
-            let p: f64 = p.trim().parse().map_err(|_| bad())?;
-            return if (0.0..=100.0).contains(&p) {
-                Ok(Self::Percent(p))
-            } else {
-                Err(bad())
-            };
-        }
-        let units: [(&str, u64); 8] = [
-            ("KiB", 1 << 10),
-            ("MiB", 1 << 20),
-            ("GiB", 1 << 30),
-            ("TiB", 1 << 40),
-            ("KB", 1_000),
-            ("MB", 1_000_000),
-            ("GB", 1_000_000_000),
-            ("B", 1),
-        ];
-        for (suffix, scale) in units {
-            if let Some(n) = s.strip_suffix(suffix) {
-                let n: f64 = n.trim().parse().map_err(|_| bad())?;
-                return if n >= 0.0 {
-                    Ok(Self::Bytes((n * scale as f64) as u64))
-                } else {
-                    Err(bad())
-                };
-            }
-        }
-        s.parse::<u64>().map(Self::Bytes).map_err(|_| bad())
-    }
-}
-
-impl fmt::Display for Budget {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Bytes(b) => write!(f, "{b} bytes"),
-            Self::Percent(p) => write!(f, "{p}%"),
-        }
-    }
-}
 
 /// The file system holding the data directory.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]

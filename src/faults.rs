@@ -1,0 +1,111 @@
+//! Test-only fault injection. With the `fault-injection` cargo feature (which
+//! `scripts/test.sh` enables and the release build does not), a test can make
+//! a running blackbox misbehave in ways the real world produces but a test
+//! cannot arrange on demand: a wall clock that steps, a card that writes
+//! slowly, an `fdatasync` or a directory fsync that fails.
+//!
+//! The test names a file in `BLACKBOX_FAULTS` and writes `key = value` lines
+//! to it (rename a new file over it to change them atomically):
+//!
+//! | key | effect |
+//! |---|---|
+//! | `clock_offset_ms` | added to the wall clock ([`crate::clock::wall_now`]); negative steps back |
+//! | `slow_write_ms` | the recorder sleeps this long before every frame it writes |
+//! | `fail_sync` | `1`: every `fdatasync` of a segment fails with EIO |
+//! | `fail_dir_sync` | `1`: every directory fsync fails with EIO |
+//!
+//! The file is read again when its modification time changes, checked at most
+//! every 20 ms. Without the feature every function here is a constant and the
+//! environment is never read.
+
+/// The faults in force right now.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Faults {
+    pub clock_offset_ms: i64,
+    pub slow_write_ms: u64,
+    pub fail_sync: bool,
+    pub fail_dir_sync: bool,
+}
+
+#[cfg(feature = "fault-injection")]
+mod imp {
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant, SystemTime};
+
+    use super::Faults;
+    use crate::sync::lock;
+
+    struct Cache {
+        checked: Option<Instant>,
+        mtime: Option<SystemTime>,
+        faults: Faults,
+    }
+
+    static CACHE: Mutex<Cache> = Mutex::new(Cache {
+        checked: None,
+        mtime: None,
+        faults: Faults {
+            clock_offset_ms: 0,
+            slow_write_ms: 0,
+            fail_sync: false,
+            fail_dir_sync: false,
+        },
+    });
+
+    fn parse(text: &str) -> Faults {
+        let mut f = Faults::default();
+        for line in text.lines() {
+            let Some((k, v)) = line.split_once('=') else {
+                continue;
+            };
+            let v = v.trim();
+            match k.trim() {
+                "clock_offset_ms" => f.clock_offset_ms = v.parse().unwrap_or(0),
+                "slow_write_ms" => f.slow_write_ms = v.parse().unwrap_or(0),
+                "fail_sync" => f.fail_sync = v == "1",
+                "fail_dir_sync" => f.fail_dir_sync = v == "1",
+                _ => {}
+            }
+        }
+        f
+    }
+
+    pub fn current() -> Faults {
+        let Some(path) = std::env::var_os("BLACKBOX_FAULTS") else {
+            return Faults::default();
+        };
+        let mut c = lock(&CACHE);
+        if c.checked
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(20))
+        {
+            return c.faults;
+        }
+        c.checked = Some(Instant::now());
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if mtime != c.mtime {
+            c.mtime = mtime;
+            c.faults = std::fs::read_to_string(&path)
+                .map(|t| parse(&t))
+                .unwrap_or_default();
+        }
+        c.faults
+    }
+}
+
+/// The faults in force (all off without the `fault-injection` feature).
+#[cfg(feature = "fault-injection")]
+pub fn current() -> Faults {
+    imp::current()
+}
+
+/// The faults in force (all off without the `fault-injection` feature).
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn current() -> Faults {
+    Faults::default()
+}
+
+/// The error an injected failure reports: EIO, exactly as a failing card's.
+pub fn eio() -> std::io::Error {
+    std::io::Error::from(nix::errno::Errno::EIO)
+}

@@ -1,0 +1,44 @@
+//! What the HTTP handlers and the frame tap share while blackbox runs: the
+//! configuration, the frame bus, the counters, the recorder's handle, the
+//! shutdown flag, and gauges of open connections.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::bus::Bus;
+use crate::config::Config;
+use crate::record::recorder::RecorderHandle;
+use crate::stats::Stats;
+use crate::sync::Shutdown;
+
+/// Everything the HTTP handlers and the tap share.
+pub struct AppState {
+    pub config: Config,
+    pub bus: Arc<Bus>,
+    pub stats: Arc<Stats>,
+    /// Open HTTP connections.
+    pub connections: AtomicUsize,
+    /// Connected tap clients.
+    pub tap_clients: AtomicUsize,
+    pub shutdown: Shutdown,
+    /// The recorder, unless recording is disabled.
+    pub recorder: Option<RecorderHandle>,
+    /// What listing the recordings learned about each file.
+    pub recordings_meta: Arc<crate::http::MetaCache>,
+}
+
+/// Counts something for as long as it lives.
+pub struct Gauge<'a>(&'a AtomicUsize);
+
+impl<'a> Gauge<'a> {
+    pub fn enter(counter: &'a AtomicUsize) -> Self {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Self(counter)
+    }
+}
+
+impl Drop for Gauge<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
