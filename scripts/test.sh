@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the tests need and runs every test:
-#  1. cargo: unit tests, integration tests against the real binary, and the
-#     benchmarks once each in test mode (so they cannot rot);
+#  1. cargo: unit tests, integration tests against the real binary (built
+#     with the test-only fault injection), and the benchmarks once each in
+#     test mode (so they cannot rot); every test binary runs even when an
+#     earlier one fails;
 #  2. the VM suites: a real V4L2 device (the kernel's vivid driver) in qemu,
 #     for x86_64 and for the aarch64 (Raspberry Pi 5) build.
-# Ends with one line "N passed, M failed" over everything.
+# Ends with one line "N passed, M failed" over everything, and fails if
+# anything failed or did not report.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh || exit 1
@@ -13,9 +16,16 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 status=0
-cargo test --locked --workspace --all-targets 2>&1 | tee "$log" || status=1
-passed=$(grep -Eo '^test result: .*' "$log" | grep -Eo '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '^test result: .*' "$log" | grep -Eo '[0-9]+ failed' | awk '{s+=$1} END {print s+0}')
+cargo test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=1
+count() { grep -E '^test result: ' "$log" | grep -Eo "[0-9]+ $1" | awk '{s+=$1} END {print s+0}'; }
+passed=$(count passed)
+failed=$(count failed)
+# A test binary that crashed, or did not build, reports no result line:
+# count each target cargo says failed, at least one if cargo failed at all.
+if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  targets=$(grep -Eo '^error: [0-9]+ targets? failed' "$log" | grep -Eo '[0-9]+' || true)
+  failed=${targets:-1}
+fi
 
 for arch in x86_64 aarch64; do
   if [ "${SKIP_VM:-0}" = 1 ]; then break; fi

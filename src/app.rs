@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use smol::{Async, Executor, Timer};
@@ -15,8 +15,9 @@ use smol::{Async, Executor, Timer};
 use crate::bus::Bus;
 use crate::capture;
 use crate::config::Config;
+use crate::net::Connections;
 use crate::pipeline::{Camera, EncodeSettings, Opener, Pipeline};
-use crate::record::recorder::{Command, Recorder, RecorderConfig};
+use crate::record::recorder::{Recorder, RecorderConfig};
 use crate::state::AppState;
 use crate::stats::Stats;
 use crate::sync::Shutdown;
@@ -71,6 +72,7 @@ fn bind(field: &'static str, addr: SocketAddr) -> Result<Async<TcpListener>, App
 
 /// Runs blackbox until SIGTERM or SIGINT.
 pub fn run(mut config: Config) -> Result<(), AppError> {
+    fit_file_limit(&mut config);
     // Sockets first: a bad address must fail before anything starts.
     let http_listener = bind("http.listen", config.http.listen)?;
     let tap_listener = match config.tap.listen {
@@ -133,15 +135,16 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     };
     announce(http_addr, tap_addr);
 
+    let http = Connections::new(config.http.max_connections);
     let state = Arc::new(AppState {
         config,
         bus: bus.clone(),
         stats: stats.clone(),
-        connections: AtomicUsize::new(0),
+        http,
+        refused: AtomicU64::new(0),
         tap_clients: AtomicUsize::new(0),
         shutdown: Shutdown::default(),
         recorder: recorder.as_ref().map(Recorder::handle),
-        recordings_meta: Arc::default(),
     });
 
     let ex = Arc::new(Executor::new());
@@ -167,10 +170,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
                 let mut byte = [0u8; 1];
                 while usr1_rx.read_with(|mut s| s.read(&mut byte)).await.is_ok() {
                     log::info!("SIGUSR1: event");
-                    rec.send(Command::Event {
-                        at: std::time::SystemTime::now(),
-                        reason: "signal".into(),
-                    });
+                    rec.event(crate::clock::Timestamp::now(), "signal");
                 }
             })
             .detach();
@@ -185,8 +185,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         // Let the streams send their last bytes and close, but never wait
         // long for a client that stopped reading.
         let deadline = Instant::now() + Duration::from_millis(800);
-        while state.connections.load(Ordering::SeqCst) + state.tap_clients.load(Ordering::SeqCst)
-            > 0
+        while state.http.count() + state.tap_clients.load(Ordering::SeqCst) > 0
             && Instant::now() < deadline
         {
             Timer::after(Duration::from_millis(20)).await;
@@ -200,6 +199,35 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     }
     log::info!("stopped");
     Ok(())
+}
+
+/// File descriptors beyond the HTTP connections: the camera and its
+/// buffers, segment files, pipes, the tap and its clients, the listeners.
+const OTHER_FILES: u64 = 128;
+
+/// Raises the soft limit on open files towards the hard one so that
+/// `http.max_connections` (and the quarter beyond it that may be closing)
+/// fits; where it cannot, lowers the cap to what fits. The common default
+/// of 1,024 open files fits the default of 256 connections.
+fn fit_file_limit(config: &mut Config) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let max = config.http.max_connections as u64;
+    let need = max + max / 4 + OTHER_FILES;
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let mut soft = soft;
+    if soft < need && setrlimit(Resource::RLIMIT_NOFILE, need.min(hard), hard).is_ok() {
+        soft = need.min(hard);
+    }
+    if soft < need {
+        let fits = (soft.saturating_sub(OTHER_FILES) * 4 / 5).max(8) as usize;
+        log::warn!(
+            "http.max_connections = {} needs {need} open files, the limit is {soft}: serving at most {fits}",
+            config.http.max_connections
+        );
+        config.http.max_connections = fits;
+    }
 }
 
 fn announce(http: SocketAddr, tap: Option<SocketAddr>) {

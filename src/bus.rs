@@ -116,9 +116,13 @@ impl Bus {
         dropped: Arc<Counter>,
     ) -> OrderedReceiver {
         let (tx, rx) = async_channel::bounded(capacity.max(1));
-        let closed = lock(&self.latest).closed;
-        if !closed {
-            lock(&self.ordered).push((tx, dropped));
+        // Checked under the subscriber list's lock, which `close` takes to
+        // clear the list after setting `closed`: either this sees `closed`
+        // and the sender is dropped (the receiver ends at once), or `close`
+        // clears the sender added here. Never a sender nobody will close.
+        let mut ordered = lock(&self.ordered);
+        if !self.is_closed() {
+            ordered.push((tx, dropped));
         }
         OrderedReceiver { rx }
     }
@@ -136,7 +140,8 @@ impl Bus {
         self.viewer_count() > 0 || self.ordered_count() > 0
     }
 
-    /// Ends every viewer and ordered subscriber; later publishes are ignored.
+    /// Ends every viewer and ordered subscriber; later publishes and
+    /// subscriptions are ignored.
     pub fn close(&self) {
         lock(&self.latest).closed = true;
         self.published_event.notify(usize::MAX);
@@ -300,5 +305,23 @@ mod tests {
         bus.close();
         assert!(waiter.join().unwrap());
         assert!(rx.recv_blocking().is_none());
+    }
+
+    #[test]
+    fn subscribing_after_close_ends_at_once() {
+        let bus = Bus::new();
+        bus.close();
+        let rx = bus.subscribe_ordered(4);
+        assert!(rx.recv_blocking().is_none());
+        // Racing: every subscription made while another thread closes the
+        // bus ends; none waits forever.
+        for _ in 0..200 {
+            let bus = Bus::new();
+            let b = bus.clone();
+            let closer = std::thread::spawn(move || b.close());
+            let rx = bus.subscribe_ordered(4);
+            closer.join().unwrap();
+            assert!(rx.recv_blocking().is_none());
+        }
     }
 }

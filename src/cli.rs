@@ -39,9 +39,15 @@ enum Command {
         dir: PathBuf,
     },
     /// Check a recording: frames, duration, gaps; exit 1 if it is damaged.
+    ///
+    /// A file is ok only if its structure, every frame's checksum, its cues
+    /// and statistics all hold and every frame decodes.
     Verify {
         /// A .mkv (or .mkv.part) file
         file: PathBuf,
+        /// Check structure and checksums but do not decode the frames
+        #[arg(long)]
+        quick: bool,
     },
     /// List V4L2 devices: inputs, pixel formats, sizes and frame rates.
     ///
@@ -111,20 +117,21 @@ pub fn main() -> i32 {
         Command::Run(args) => run(*args),
         Command::Probe { device, json } => probe(device, json),
         Command::Recover { dir } => recover(&dir),
-        Command::Verify { file } => verify(&file),
+        Command::Verify { file, quick } => verify(&file, quick),
     }
 }
 
 fn recover(dir: &std::path::Path) -> i32 {
+    use crate::record::store::{Outcome, Store};
     if !dir.is_dir() {
         eprintln!("blackbox: {} is not a directory", dir.display());
         return 2;
     }
     let store = if dir.join("recordings").is_dir() {
-        crate::record::store::Store::new(dir)
+        Store::at(dir)
     } else {
         // A bare folder of segments: recover in place.
-        let mut s = crate::record::store::Store::new(dir);
+        let mut s = Store::at(dir);
         s.recordings = dir.to_path_buf();
         s.events = dir.join("events");
         s
@@ -135,17 +142,19 @@ fn recover(dir: &std::path::Path) -> i32 {
     }
     let mut damaged = 0;
     for r in &report {
-        println!(
-            "{}: {} ({} frames; {})",
-            r.file, r.outcome, r.frames, r.detail
-        );
-        damaged += usize::from(r.outcome == "damaged");
+        let outcome = match r.outcome {
+            Outcome::Recovered => "recovered",
+            Outcome::Damaged => "damaged",
+            Outcome::Deferred => "not recovered",
+        };
+        println!("{}: {outcome} ({} frames; {})", r.file, r.frames, r.detail);
+        damaged += usize::from(r.outcome != Outcome::Recovered);
     }
     if damaged > 0 { 1 } else { 0 }
 }
 
-fn verify(file: &std::path::Path) -> i32 {
-    match crate::record::verify::verify(file) {
+fn verify(file: &std::path::Path, quick: bool) -> i32 {
+    match crate::record::verify::verify(file, !quick) {
         Ok(report) => {
             print!("{}", report.text());
             if report.damaged() { 1 } else { 0 }

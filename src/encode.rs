@@ -14,6 +14,7 @@ use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use crate::convert::I420;
+use crate::frame::Size;
 
 /// The smallest JPEG a camera could plausibly send; anything shorter is a
 /// truncated or empty buffer (UVC cameras do send those).
@@ -134,10 +135,39 @@ pub fn check_jpeg(data: &[u8]) -> Result<&[u8], JpegCheckError> {
     Ok(&data[..end])
 }
 
+/// The width and height a JPEG's frame header (SOFn) declares; `None` if
+/// there is none before the data ends.
+pub fn jpeg_size(data: &[u8]) -> Option<Size> {
+    if data.get(..2)? != [0xFF, 0xD8] {
+        return None;
+    }
+    let mut at = 2;
+    loop {
+        // Markers may be preceded by any number of 0xFF fill bytes.
+        while *data.get(at)? == 0xFF && *data.get(at + 1)? == 0xFF {
+            at += 1;
+        }
+        if *data.get(at)? != 0xFF {
+            return None;
+        }
+        let marker = *data.get(at + 1)?;
+        let len = usize::from(u16::from_be_bytes([*data.get(at + 2)?, *data.get(at + 3)?]));
+        let is_sof = matches!(marker, 0xC0..=0xCF) && !matches!(marker, 0xC4 | 0xC8 | 0xCC);
+        if is_sof {
+            let h = u16::from_be_bytes([*data.get(at + 5)?, *data.get(at + 6)?]);
+            let w = u16::from_be_bytes([*data.get(at + 7)?, *data.get(at + 8)?]);
+            return (w > 0 && h > 0).then(|| Size::new(u32::from(w), u32::from(h)));
+        }
+        if marker == 0xDA || len < 2 {
+            return None; // scan data before any frame header
+        }
+        at += 2 + len;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::Size;
 
     #[test]
     fn encodes_a_checkable_jpeg() {
@@ -173,5 +203,15 @@ mod tests {
         let mut padded = jpeg.clone();
         padded.extend_from_slice(&[0; 300]);
         assert_eq!(check_jpeg(&padded), Ok(&jpeg[..]));
+    }
+
+    #[test]
+    fn jpeg_size_reads_the_frame_header() {
+        let img = I420::new(Size::new(320, 240)).unwrap();
+        let jpeg = encode_i420(&img, 80).unwrap();
+        assert_eq!(jpeg_size(&jpeg), Some(Size::new(320, 240)));
+        assert_eq!(jpeg_size(&jpeg[..20]), None);
+        assert_eq!(jpeg_size(b"not a jpeg"), None);
+        assert_eq!(jpeg_size(&[]), None);
     }
 }

@@ -29,6 +29,7 @@ pub mod faults;
 pub mod font;
 pub mod frame;
 pub mod http;
+pub mod memory;
 pub mod net;
 pub mod pipeline;
 pub mod placeholder;

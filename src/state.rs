@@ -3,10 +3,11 @@
 //! shutdown flag, and gauges of open connections.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::bus::Bus;
 use crate::config::Config;
+use crate::net::Connections;
 use crate::record::recorder::RecorderHandle;
 use crate::stats::Stats;
 use crate::sync::Shutdown;
@@ -16,15 +17,15 @@ pub struct AppState {
     pub config: Config,
     pub bus: Arc<Bus>,
     pub stats: Arc<Stats>,
-    /// Open HTTP connections.
-    pub connections: AtomicUsize,
+    /// Open HTTP connections, and their cap.
+    pub http: Arc<Connections>,
+    /// Connections turned away because every one was busy.
+    pub refused: AtomicU64,
     /// Connected tap clients.
     pub tap_clients: AtomicUsize,
     pub shutdown: Shutdown,
     /// The recorder, unless recording is disabled.
     pub recorder: Option<RecorderHandle>,
-    /// What listing the recordings learned about each file.
-    pub recordings_meta: Arc<crate::http::MetaCache>,
 }
 
 /// Counts something for as long as it lives.

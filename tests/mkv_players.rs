@@ -14,7 +14,8 @@ use blackbox::capture::testsrc::TestSource;
 use blackbox::clock::Timestamp;
 use blackbox::encode;
 use blackbox::frame::{PixelFormat, Size};
-use blackbox::record::mkv::{self, MkvWriter};
+use blackbox::record::mkv::MkvWriter;
+use blackbox::record::scan::{self, Depth};
 use common::TempDir;
 
 /// Writes `n` test-pattern frames at 25 fps; returns the end offset of each
@@ -38,7 +39,7 @@ fn write_segment(path: &Path, size: Size, n: u32, finish: bool) -> Vec<u64> {
 #[test]
 fn a_finished_segment_plays_in_ffprobe_and_ffmpeg() {
     let dir = TempDir::new("players");
-    let path = dir.0.join("20261126T172600Z.mkv");
+    let path = dir.0.join("00000001-20261126T172600Z.mkv");
     write_segment(&path, Size::new(640, 480), 130, true);
     assert_eq!(ffprobe(&path), (130, 640, 480));
     let (decoded, errors) = ffmpeg_decode(&path);
@@ -67,7 +68,7 @@ fn a_file_cut_anywhere_is_repaired_and_keeps_every_complete_frame() {
     let original = dir.0.join("original.mkv.part");
     let ends = write_segment(&original, Size::new(320, 240), 80, false);
     let bytes = std::fs::read(&original).unwrap();
-    let scan = mkv::scan(&original).unwrap();
+    let scan = scan::scan(&original, Depth::Checksums).unwrap();
 
     // Every cluster boundary, just before and after it, and 200 offsets
     // spread pseudo-randomly over the file.
@@ -88,21 +89,21 @@ fn a_file_cut_anywhere_is_repaired_and_keeps_every_complete_frame() {
         let path = dir.0.join(format!("cut{i}.mkv"));
         std::fs::write(&path, &bytes[..cut as usize]).unwrap();
         let complete = ends.iter().filter(|&&e| e <= cut).count() as u64;
-        let s = mkv::scan(&path).unwrap();
+        let s = scan::scan(&path, Depth::Checksums).unwrap();
         assert_eq!(s.frames.len() as u64, complete, "cut at byte {cut}");
         if complete == 0 {
             assert!(!s.usable());
             continue;
         }
-        let summary = mkv::repair(&path, &s).unwrap();
-        assert_eq!(summary.frames, complete);
+        let repaired = scan::repair(&path, SystemTime::UNIX_EPOCH).unwrap();
+        assert_eq!(repaired.summary.frames, complete);
         // Every repaired file plays in both players, every frame decoding.
         assert_eq!(ffprobe(&path).0, complete, "ffprobe after a cut at {cut}");
         let (decoded, errors) = ffmpeg_decode(&path);
         assert_eq!(decoded, complete, "ffmpeg after a cut at {cut}");
         assert!(errors.trim().is_empty(), "cut at {cut}: {errors}");
-        let again = mkv::scan(&path).unwrap();
-        assert!(again.finished && again.problem.is_none());
+        let again = scan::scan(&path, Depth::Checksums).unwrap();
+        assert!(again.intact(), "{:?}", again.problem);
         checked_with_players += 1;
         std::fs::remove_file(&path).unwrap();
     }
@@ -122,9 +123,9 @@ fn recover_and_verify_on_the_command_line() {
     let ends = write_segment(&full, Size::new(320, 240), 60, false);
     let bytes = std::fs::read(&full).unwrap();
     let cut_at = (ends[40] + ends[41]) / 2;
-    let part = recordings.join("20261126T172600Z.mkv.part");
+    let part = recordings.join("00000001-20261126T172600Z.mkv.part");
     std::fs::write(&part, &bytes[..cut_at as usize]).unwrap();
-    let garbage = recordings.join("20261126T172700Z.mkv.part");
+    let garbage = recordings.join("00000002-20261126T172700Z.mkv.part");
     std::fs::write(&garbage, b"power went out before the header was written").unwrap();
 
     let verify = |p: &Path| {
@@ -151,10 +152,12 @@ fn recover_and_verify_on_the_command_line() {
     assert_eq!(out.status.code(), Some(1), "one file was damaged: {text}");
     assert!(text.contains("recovered (41 frames"), "{text}");
     assert!(text.contains("damaged"), "{text}");
-    let recovered = recordings.join("20261126T172600Z.mkv");
+    let recovered = recordings.join("00000001-20261126T172600Z.mkv");
     assert!(recovered.exists() && !part.exists());
     assert!(
-        dir.0.join("damaged/20261126T172700Z.mkv.part").exists(),
+        dir.0
+            .join("damaged/00000002-20261126T172700Z.mkv.part")
+            .exists(),
         "moved, not deleted"
     );
     let out = verify(&recovered);

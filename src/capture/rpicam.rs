@@ -225,6 +225,12 @@ impl RpicamSource {
         CaptureError::Gone(format!("{} exited ({status})", self.info.device))
     }
 
+    /// The most a JPEG may take while it is reassembled: the size of the
+    /// raw frame (no JPEG of it is larger), and at least 1 MiB.
+    fn max_jpeg(&self) -> usize {
+        self.frame_len().max(1 << 20)
+    }
+
     /// Takes the next whole JPEG out of `pending`, if there is one. Returns
     /// the number of bytes skipped before it.
     fn take_jpeg(&mut self) -> Option<(usize, Vec<u8>)> {
@@ -262,6 +268,19 @@ impl Source for RpicamSource {
                         return Err(CaptureError::BadFrame {
                             seq: None,
                             reason: format!("{skipped} bytes of garbage before a JPEG"),
+                        });
+                    }
+                    None if self.pending.len() > self.max_jpeg() => {
+                        // No whole JPEG in more bytes than any frame takes:
+                        // the stream lost its way. Drop what is buffered
+                        // (keeping a last 0xFF that may start a marker) and
+                        // resynchronise on the next SOI.
+                        let n = self.pending.len();
+                        let keep = usize::from(self.pending.last() == Some(&0xFF));
+                        self.pending.drain(..n - keep);
+                        return Err(CaptureError::BadFrame {
+                            seq: None,
+                            reason: format!("{n} bytes without a whole JPEG"),
                         });
                     }
                     None => None,

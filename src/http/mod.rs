@@ -3,7 +3,12 @@
 //! its children are the only place that imports hyper.
 //!
 //! # Implementation
-//! One task per connection. Each socket is wrapped in [`io::WriteTimeout`],
+//! One task per connection, admitted by the connection table
+//! ([`crate::net::Connections`]): past `http.max_connections` the
+//! longest-idle connection is closed to make room, and if every connection
+//! is busy the newcomer gets a 503. A connection is busy from a request's
+//! arrival until its response body has been sent or dropped, so a live
+//! viewer is never the one closed. Each socket is wrapped in [`io::WriteTimeout`],
 //! so a client that stops reading is disconnected after
 //! `http.write_timeout` instead of pinning a frame forever; hyper's write
 //! buffer is capped so that a stalled viewer holds at most about one frame
@@ -12,7 +17,10 @@
 //! body ends and the response completes.
 
 mod io;
-mod mjpeg;
+mod live;
+mod metrics;
+mod multipart;
+pub mod range;
 mod recordings;
 mod respond;
 mod routes;
@@ -24,16 +32,19 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_lite::future;
+use std::sync::atomic::Ordering;
+
+use futures_lite::{AsyncWriteExt, future};
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use smol::{Async, Executor};
+use smol::{Async, Executor, Timer};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use crate::net::accept_until_shutdown;
-use crate::state::{AppState, Gauge};
+use crate::net::{Busy, accept_until_shutdown};
+use crate::state::AppState;
+use respond::Body;
 
-pub use recordings::MetaCache;
 pub use status::Status;
 
 /// How long a client may take to send its request headers.
@@ -50,14 +61,51 @@ pub async fn serve(listener: Async<TcpListener>, state: Arc<AppState>, ex: Arc<E
     .await;
 }
 
+/// Turns a connection away: the table is full of busy connections.
+async fn refuse(mut stream: Async<std::net::TcpStream>, state: &AppState) {
+    if state.refused.fetch_add(1, Ordering::Relaxed) == 0 {
+        log::warn!(
+            "http: {} connections, all busy: turning new ones away (counted in http_refused)",
+            state.http.max()
+        );
+    }
+    let body = r#"{"error":"too many connections","status":503}"#;
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = future::or(async { stream.write_all(reply.as_bytes()).await }, async {
+        Timer::after(Duration::from_secs(1)).await;
+        Ok(())
+    })
+    .await;
+}
+
+/// Keeps `busy` alive as long as the body is being sent.
+fn while_sending(body: Body, busy: Busy) -> Body {
+    body.map_err(move |e| {
+        let _still_sending = &busy;
+        e
+    })
+    .boxed_unsync()
+}
+
 async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {
-    let _open = Gauge::enter(&state.connections);
+    let Some(slot) = state.http.admit() else {
+        refuse(stream, &state).await;
+        return;
+    };
+    let slot = Arc::new(slot);
     let _ = stream.get_ref().set_nodelay(true);
     let io = io::WriteTimeout::new(FuturesIo::new(stream), state.config.http.write_timeout);
-    let svc_state = state.clone();
+    let (svc_state, svc_slot) = (state.clone(), slot.clone());
     let svc = service_fn(move |req| {
         let state = svc_state.clone();
-        async move { Ok::<_, Infallible>(routes::handle(req, &state).await) }
+        let busy = svc_slot.busy();
+        async move {
+            let res = routes::handle(req, &state).await;
+            Ok::<_, Infallible>(res.map(|body| while_sending(body, busy)))
+        }
     });
     let mut builder = http1::Builder::new();
     builder
@@ -66,12 +114,14 @@ async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {
         .max_buf_size(MAX_BUF);
     let mut conn = pin!(builder.serve_connection(io, svc));
     let finished = future::or(async { Some(conn.as_mut().await) }, async {
-        state.shutdown.wait().await;
+        future::or(state.shutdown.wait(), slot.evicted()).await;
         None
     })
     .await;
     let result = match finished {
         Some(r) => r,
+        // Closed to make room for a newer connection: drop it at once.
+        None if !state.shutdown.is_triggered() => return,
         None => {
             conn.as_mut().graceful_shutdown();
             conn.await

@@ -1,7 +1,7 @@
-//! What `/api/status` and `/metrics` report, gathered once per request from
-//! the counters of every stage.
+//! What `/api/status` reports (and `/metrics` exposes, see
+//! [`super::metrics`]), gathered once per request from the counters of
+//! every stage.
 
-use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
@@ -20,6 +20,9 @@ pub struct Status {
     pub viewers: usize,
     pub tap_clients: usize,
     pub http_connections: usize,
+    /// Connections turned away because every one of `http.max_connections`
+    /// was busy.
+    pub http_refused: u64,
     /// `null` when recording is disabled.
     pub recorder: Option<RecorderView>,
 }
@@ -153,101 +156,13 @@ impl Status {
             },
             viewers: bus.viewer_count(),
             tap_clients: state.tap_clients.load(Ordering::SeqCst),
-            http_connections: state.connections.load(Ordering::SeqCst),
+            http_connections: state.http.count(),
+            http_refused: state.refused.load(Ordering::Relaxed),
             recorder: state.recorder.as_ref().map(|r| RecorderView {
                 status: r.status(),
                 dropped: r.dropped(),
             }),
         }
-    }
-
-    /// The same figures in Prometheus' text exposition format.
-    pub fn prometheus(&self) -> String {
-        let mut out = String::new();
-        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, f64)]| {
-            let _ = writeln!(out, "# HELP blackbox_{name} {help}");
-            let _ = writeln!(out, "# TYPE blackbox_{name} {kind}");
-            for (labels, value) in samples {
-                let _ = writeln!(out, "blackbox_{name}{labels} {value}");
-            }
-        };
-        let f = &self.frames;
-        metric(
-            "frames_total",
-            "counter",
-            "Frames through each stage.",
-            &[
-                ("{stage=\"captured\"}", f.captured as f64),
-                ("{stage=\"encoded\"}", f.encoded as f64),
-                ("{stage=\"passed_through\"}", f.passed_through as f64),
-                ("{stage=\"published\"}", f.published as f64),
-                ("{stage=\"idle\"}", f.idle as f64),
-                ("{stage=\"placeholder\"}", f.placeholders as f64),
-            ],
-        );
-        let d = &self.drops;
-        metric(
-            "frames_dropped_total",
-            "counter",
-            "Frames dropped, by reason.",
-            &[
-                ("{reason=\"source\"}", d.source as f64),
-                ("{reason=\"encoder_busy\"}", d.encoder_busy as f64),
-                ("{reason=\"encode_error\"}", d.encode_error as f64),
-                ("{reason=\"convert\"}", d.convert as f64),
-                ("{reason=\"corrupt\"}", d.corrupt as f64),
-                ("{reason=\"bad_frame\"}", d.bad_frame as f64),
-                ("{reason=\"viewer_skipped\"}", d.viewer_skipped as f64),
-                ("{reason=\"ordered_overflow\"}", d.ordered_overflow as f64),
-            ],
-        );
-        metric(
-            "capture_errors_total",
-            "counter",
-            "Source errors that closed and reopened the camera.",
-            &[("", d.capture_errors as f64)],
-        );
-        metric(
-            "fps",
-            "gauge",
-            "Frames per second: target, measured capture, measured output.",
-            &[
-                ("{kind=\"target\"}", f64::from(self.fps.target)),
-                ("{kind=\"capture\"}", self.fps.capture),
-                ("{kind=\"output\"}", self.fps.output),
-            ],
-        );
-        metric(
-            "encode_mean_milliseconds",
-            "gauge",
-            "Mean JPEG encode time per frame.",
-            &[("", self.encode.mean_ms)],
-        );
-        metric(
-            "capture_streaming",
-            "gauge",
-            "1 while frames flow from the source.",
-            &[("", f64::from(u8::from(self.source.state == "streaming")))],
-        );
-        metric(
-            "viewers",
-            "gauge",
-            "Live MJPEG viewers.",
-            &[("", self.viewers as f64)],
-        );
-        metric(
-            "tap_clients",
-            "gauge",
-            "Connected frame-tap clients.",
-            &[("", self.tap_clients as f64)],
-        );
-        metric(
-            "uptime_seconds",
-            "gauge",
-            "Seconds since start.",
-            &[("", self.uptime_seconds)],
-        );
-        out
     }
 }
 

@@ -1,7 +1,13 @@
-//! Recording: segment files in Matroska ([`mkv`]), their recovery after a
-//! power cut, the recorder thread with rotation, loop deletion and events.
+//! Recording: the segment format ([`ebml`], [`mkv`]), reading it back and
+//! repairing it after a power cut ([`scan`]), the data directory and its
+//! index of segments ([`store`], [`index`]), the recorder thread
+//! ([`recorder`]) and `blackbox verify` ([`verify`]).
 
+pub mod ebml;
+pub mod index;
 pub mod mkv;
+pub mod names;
 pub mod recorder;
+pub mod scan;
 pub mod store;
 pub mod verify;

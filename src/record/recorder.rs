@@ -1,39 +1,55 @@
 //! The recorder thread: every frame from the bus's ordered queue into
-//! segment files, without a pause.
+//! segment files, without a pause, and honest about what went wrong.
 //!
-//! - A segment opens at the first frame after start (or after the previous
-//!   one closed) as `recordings/<UTC start>.mkv.part`, and closes at the next
-//!   multiple of `segment_seconds` of the wall clock, so segments after the
-//!   first start on round times. Closing finishes the file (cues, duration,
-//!   exact size), renames it to `.mkv` and fsyncs the directory.
-//! - Data is made durable with fdatasync every `sync_interval` (0: every
-//!   frame), so a power cut loses at most that much.
-//! - After each close, and whenever free space falls under `min_free`, the
-//!   oldest unprotected segments are deleted (see [`Store::enforce`]). A write
-//!   that fails with ENOSPC frees space the same way and is retried once;
-//!   recording never stops because the card is full.
-//! - An event protects `[t - pre, t + post]`: every segment overlapping it is
-//!   moved to `events/` when it closes (at once if it already has).
-//! - Frames the queue dropped (disk too slow) are counted by the bus; capture
-//!   never waits for the disk. Placeholder frames are not recorded.
+//! - **Segments.** A segment opens at the first frame after start (or after
+//!   the previous one closed) as `recordings/<seq>-<UTC start>.mkv.part`. It
+//!   closes when the monotonic clock reaches the next multiple of
+//!   `segment_seconds` of the wall clock as it stood when the segment opened,
+//!   so segments after the first start on round times, and a clock step can
+//!   neither end a segment early nor let one grow without bound. It also
+//!   closes when the frame size changes or frames stop for [`MAX_GAP_MS`].
+//!   Closing finishes the file (cues, statistics, exact sizes), renames it
+//!   and fsyncs the directory.
+//! - **Durability.** fdatasync every `sync_interval` (0: every frame; off:
+//!   never). A failed sync, or a failed fsync of the directory, is counted
+//!   and ends the segment: the kernel may have dropped the pages it could
+//!   not write, so the file is read back from the card by recovery, which
+//!   keeps only the frames that check out. The next frame starts a new one.
+//! - **Space.** After each close, whenever free space falls under
+//!   `min_free`, and on ENOSPC, the oldest unprotected segments are deleted
+//!   (see [`Store::enforce`]); a write that failed with ENOSPC is retried once
+//!   after freeing space.
+//! - **Events** protect `[t - pre, t + post]`: finished segments in the
+//!   window move to `events/` at once (found in the index, no file read), and
+//!   those still being written when they close. Overlapping events coalesce.
+//! - **Failures** (a read-only or failing card) are logged once per run and
+//!   counted; every frame that could not be written is counted as lost, and
+//!   the status says recording is failing and why until a write succeeds.
+//! - **Commands** arrive through a small bounded channel; start/stop and
+//!   events are merged into [`Shared`] first, so a flood of requests costs
+//!   no memory. Frames the queue dropped (disk too slow) are counted by the
+//!   bus; capture never waits for the disk. Placeholders are not recorded.
 
-use std::fs;
+use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use futures_lite::future;
 use serde::Serialize;
 use smol::Timer;
 
 use crate::bus::{Bus, OrderedReceiver};
-use crate::config::Budget;
-use crate::config::{EventConfig, RecordConfig};
+use crate::clock::{Timestamp, monotonic_now, unix_seconds, wall_now};
+use crate::config::{Budget, EventConfig, RecordConfig};
+use crate::failures::FailureRun;
 use crate::frame::{Frame, Size};
-use crate::record::mkv::MkvWriter;
-use crate::record::store::{self, Disk, Store};
+use crate::record::index::{Entry, Window};
+use crate::record::mkv::{MAX_GAP_MS, MkvWriter};
+use crate::record::names::SegmentName;
+use crate::record::store::{self, DeleteError, Disk, Limits, Outcome, Store};
 use crate::stats::Counter;
 use crate::sync::lock;
 
@@ -46,15 +62,11 @@ pub struct RecorderConfig {
     pub event_budget: Budget,
 }
 
-/// What the HTTP side and signals ask of the recorder.
+/// Requests that need an answer. Start, stop and events go through
+/// [`RecorderHandle`] methods instead.
 pub enum Command {
-    Start,
-    Stop,
-    /// Protect the footage around `at`.
-    Event {
-        at: SystemTime,
-        reason: String,
-    },
+    /// Look at the start/stop and event mailbox.
+    Wake,
     /// Move a finished segment to `events/`.
     Protect {
         name: String,
@@ -67,28 +79,50 @@ pub enum Command {
     },
 }
 
-/// Why a deletion was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeleteError {
-    NotFound,
-    InUse,
-    Io(String),
-}
+/// Commands waiting for the recorder at most; senders wait beyond it.
+const COMMAND_QUEUE: usize = 16;
+/// Events remembered in the status.
+const EVENT_HISTORY: usize = 20;
+/// Events waiting in the mailbox at most; more are merged into the last.
+const MAX_PENDING_EVENTS: usize = 32;
+/// How soon a failed segment creation is tried again.
+const RETRY_OPEN: Duration = Duration::from_secs(1);
 
-/// One protected window.
+/// A protected window, as the status shows it: overlapping events merge.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct EventInfo {
-    /// Unix seconds of the trigger.
+    /// Unix seconds of the (first) trigger.
     pub at: f64,
     pub reason: String,
+    /// Unix seconds of the window.
     pub from: f64,
     pub to: f64,
+    /// Triggers merged into this window.
+    pub count: u64,
+    #[serde(skip)]
+    window: Window,
+}
+
+/// The current run of failures, while recording is failing.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Failure {
+    /// What the last attempt reported.
+    pub error: String,
+    /// Unix seconds when the run began.
+    pub since: f64,
+    /// Frames lost since then.
+    pub frames_lost: u64,
 }
 
 /// What `/api/status` shows of the recorder.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct RecorderStatus {
     pub recording: bool,
+    /// `recording`, `failing` (recording is on but frames are being lost)
+    /// or `stopped`.
+    pub state: &'static str,
+    /// Why recording is failing; `null` once a write succeeds again.
+    pub failure: Option<Failure>,
     /// Unix seconds when recording was last switched on.
     pub recording_since: Option<f64>,
     /// The segment being written, as it will be named when finished.
@@ -96,17 +130,26 @@ pub struct RecorderStatus {
     pub segment_started: Option<f64>,
     pub segment_bytes: u64,
     pub segment_frames: u64,
+    /// Bytes of the open segment made durable by the last sync.
+    pub segment_synced_bytes: u64,
     pub frames_written: u64,
+    /// Frames that could not be written (full, read-only or failing card).
+    pub frames_lost: u64,
     pub segments_finished: u64,
+    /// Segments ended early because a sync failed, then recovered.
+    pub segments_recovered: u64,
     pub segments_deleted: u64,
+    pub segments_stored: usize,
     /// Milliseconds since the last fdatasync.
     pub last_sync_age_ms: Option<u64>,
     pub max_sync_ms: f64,
+    /// The longest time the thread spent on one command or event.
+    pub max_command_ms: f64,
     pub write_errors: u64,
-    /// Frames lost to a full disk even after freeing space.
-    pub frames_lost_disk_full: u64,
-    pub last_error: Option<String>,
+    /// Failed fdatasyncs and directory fsyncs.
+    pub sync_errors: u64,
     pub disk: Disk,
+    /// Bytes of recordings: finished ones, plus the data of the open one.
     pub recordings_bytes: u64,
     pub events_bytes: u64,
     pub events: Vec<EventInfo>,
@@ -114,28 +157,66 @@ pub struct RecorderStatus {
     last_sync: Option<Instant>,
 }
 
+/// What the HTTP side and signals leave for the recorder.
+#[derive(Default)]
+struct Mailbox {
+    /// The latest start (`true`) or stop asked for.
+    recording: Option<bool>,
+    /// Events, coalesced as they arrive.
+    events: Vec<(Timestamp, String)>,
+}
+
+/// State shared between the recorder thread and its handles.
+struct Shared {
+    status: Mutex<RecorderStatus>,
+    mailbox: Mutex<Mailbox>,
+}
+
 /// How the rest of blackbox talks to the recorder (cheap to clone).
 #[derive(Clone)]
 pub struct RecorderHandle {
     commands: async_channel::Sender<Command>,
-    status: Arc<Mutex<RecorderStatus>>,
+    shared: Arc<Shared>,
     dropped: Arc<Counter>,
-    pub store: Store,
+    pub store: Arc<Store>,
 }
 
 impl RecorderHandle {
-    pub fn send(&self, cmd: Command) {
-        let _ = self.commands.try_send(cmd);
+    fn wake(&self) {
+        // A full queue already holds a wake-up or will be read soon; the
+        // mailbox keeps the request either way.
+        let _ = self.commands.try_send(Command::Wake);
     }
 
-    /// Sends a command and waits for its reply on `rx`.
+    /// Starts (`true`) or stops recording.
+    pub fn set_recording(&self, on: bool) {
+        lock(&self.shared.mailbox).recording = Some(on);
+        self.wake();
+    }
+
+    /// Protects the footage around `at`. Never blocks and never grows
+    /// memory: events that arrive faster than the recorder reads them merge.
+    pub fn event(&self, at: Timestamp, reason: &str) {
+        {
+            let mut mb = lock(&self.shared.mailbox);
+            if mb.events.len() >= MAX_PENDING_EVENTS {
+                // Keep the latest trigger; its window covers the merged ones
+                // once the recorder extends the window to it.
+                mb.events.pop();
+            }
+            mb.events.push((at, reason.to_string()));
+        }
+        self.wake();
+    }
+
+    /// Sends a command that wants a reply and waits for the reply.
     pub async fn ask<T>(&self, cmd: Command, rx: async_channel::Receiver<T>) -> Option<T> {
         self.commands.send(cmd).await.ok()?;
         rx.recv().await.ok()
     }
 
     pub fn status(&self) -> RecorderStatus {
-        let mut st = lock(&self.status).clone();
+        let mut st = lock(&self.shared.status).clone();
         st.last_sync_age_ms = st.last_sync.map(|t| t.elapsed().as_millis() as u64);
         st
     }
@@ -153,33 +234,44 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    /// Recovers any `.part` files, then starts the thread, which subscribes
-    /// to `bus` while recording.
+    /// Opens the data directory (recovering any `.part` files and indexing
+    /// the segments), then starts the thread, which subscribes to `bus`
+    /// while recording.
     pub fn start(cfg: RecorderConfig, bus: Arc<Bus>) -> io::Result<Self> {
-        let store = Store::new(&cfg.record.dir);
-        store.create()?;
-        for r in store.recover() {
-            log::info!("recovery: {} {} ({})", r.outcome, r.file, r.detail);
+        let (store, recovered) = Store::open(&cfg.record.dir)?;
+        for r in recovered {
+            let what = match r.outcome {
+                Outcome::Recovered => "recovered",
+                Outcome::Damaged => "damaged",
+                Outcome::Deferred => "not recovered now",
+            };
+            log::warn!(
+                "recovery: {} {what}: {} frames, {}",
+                r.file,
+                r.frames,
+                r.detail
+            );
         }
-        let (tx, rx) = async_channel::unbounded();
-        let status = Arc::new(Mutex::new(RecorderStatus {
-            recording: cfg.record.autostart,
-            ..RecorderStatus::default()
-        }));
+        let store = Arc::new(store);
+        let (tx, rx) = async_channel::bounded(COMMAND_QUEUE);
+        let shared = Arc::new(Shared {
+            status: Mutex::new(RecorderStatus::default()),
+            mailbox: Mutex::new(Mailbox::default()),
+        });
         let dropped = Arc::new(Counter::default());
         let thread = {
-            let (status, store, dropped) = (status.clone(), store.clone(), dropped.clone());
+            let (shared, store, dropped) = (shared.clone(), store.clone(), dropped.clone());
             std::thread::Builder::new()
                 .name("recorder".into())
                 .spawn(move || {
-                    let mut w = Worker::new(cfg, store, status, bus, dropped);
+                    let mut w = Worker::new(cfg, store, shared, bus, dropped);
                     smol::block_on(w.run(rx));
                 })?
         };
         Ok(Self {
             handle: RecorderHandle {
                 commands: tx,
-                status,
+                shared,
                 dropped,
                 store,
             },
@@ -199,15 +291,40 @@ impl Recorder {
     }
 }
 
+/// The segment being written.
 struct Open {
     writer: MkvWriter,
-    name: String,
+    name: SegmentName,
     part: PathBuf,
     size: Size,
-    started_wall: SystemTime,
     first_mono: Duration,
     last_mono: Duration,
-    closes_at: SystemTime,
+    /// The monotonic time at which the segment's time is up.
+    closes_at: Duration,
+    /// Why the file cannot be trusted (a failed sync): it ends at once and
+    /// recovery reads it back from the card.
+    untrusted: Option<String>,
+    /// The directory entry is known durable (its fsync succeeded). If the
+    /// fsync after creating the file failed, it is tried again at the next
+    /// sync, and the segment ends if it fails again.
+    dir_synced: bool,
+}
+
+/// Counters the status shows.
+#[derive(Default)]
+struct Counts {
+    frames_written: u64,
+    frames_lost: u64,
+    segments_finished: u64,
+    segments_recovered: u64,
+    segments_deleted: u64,
+    write_errors: u64,
+    sync_errors: u64,
+    max_sync_ms: f64,
+    max_command_ms: f64,
+    /// Frames lost in the current run of failures.
+    lost_in_run: u64,
+    failing_since: Option<SystemTime>,
 }
 
 struct Worker {
@@ -216,58 +333,73 @@ struct Worker {
     dropped: Arc<Counter>,
     /// The bus subscription, held only while recording.
     frames: Option<OrderedReceiver>,
-    store: Store,
-    status: Arc<Mutex<RecorderStatus>>,
+    store: Arc<Store>,
+    shared: Arc<Shared>,
     open: Option<Open>,
     recording: bool,
-    events: Vec<EventInfo>,
-    last_sync: Instant,
-    dirty: bool,
+    recording_since: Option<SystemTime>,
+    /// Windows that may still cover a segment not yet finished.
+    windows: Vec<EventInfo>,
+    /// The last events, merged, for the status.
+    history: VecDeque<EventInfo>,
+    last_sync: Option<Instant>,
+    next_sync_due: bool,
     last_space_check: Instant,
-    /// Test hook: sleep this long before every write (a slow card).
-    slow_write: Option<Duration>,
-}
-
-fn unix(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+    /// No segment creation before this (after one failed).
+    retry_open_at: Option<Instant>,
+    writes: FailureRun,
+    syncs: FailureRun,
+    dir_syncs: FailureRun,
+    counts: Counts,
 }
 
 fn is_enospc(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(28)
+    e.raw_os_error() == Some(nix::errno::Errno::ENOSPC as i32)
 }
 
 impl Worker {
     fn new(
         cfg: RecorderConfig,
-        store: Store,
-        status: Arc<Mutex<RecorderStatus>>,
+        store: Arc<Store>,
+        shared: Arc<Shared>,
         bus: Arc<Bus>,
         dropped: Arc<Counter>,
     ) -> Self {
-        let slow_write = std::env::var("BLACKBOX_TEST_SLOW_WRITE_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .map(Duration::from_millis);
+        let recording = cfg.record.autostart;
         Self {
-            recording: cfg.record.autostart,
+            recording,
+            recording_since: recording.then(wall_now),
             frames: None,
             bus,
             dropped,
             cfg,
             store,
-            status,
+            shared,
             open: None,
-            events: Vec::new(),
-            last_sync: Instant::now(),
-            dirty: false,
-            last_space_check: Instant::now() - Duration::from_secs(60),
-            slow_write,
+            windows: Vec::new(),
+            history: VecDeque::new(),
+            last_sync: None,
+            next_sync_due: false,
+            last_space_check: Instant::now(),
+            retry_open_at: None,
+            writes: FailureRun::new("recorder: writing frames"),
+            syncs: FailureRun::new("recorder: syncing segments"),
+            dir_syncs: FailureRun::new("recorder: syncing the recordings directory"),
+            counts: Counts::default(),
         }
     }
 
-    /// Holds a bus subscription exactly while recording.
+    fn limits(&self) -> Limits {
+        Limits {
+            max_usage: self.cfg.record.max_usage,
+            min_free: self.cfg.record.min_free,
+            event_max: self.cfg.event_budget,
+        }
+    }
+
+    /// Holds a bus subscription exactly while recording. Subscribing to a
+    /// closed bus gives a queue that is already closed, so a start that races
+    /// shutdown ends the loop instead of waiting forever.
     fn subscribe(&mut self) {
         if self.recording && self.frames.is_none() {
             self.frames = Some(
@@ -320,7 +452,13 @@ impl Worker {
             match next {
                 Next::Frame(None) => break, // the bus closed: shutting down
                 Next::Frame(Some(frame)) => self.frame(&frame),
-                Next::Command(c) => self.command(c),
+                Next::Command(c) => {
+                    let t0 = Instant::now();
+                    self.command(c);
+                    let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                    self.counts.max_command_ms = self.counts.max_command_ms.max(ms);
+                    self.refresh_status();
+                }
                 Next::Tick => {}
             }
             if Instant::now() >= next_tick {
@@ -335,93 +473,127 @@ impl Worker {
 
     fn command(&mut self, c: Command) {
         match c {
-            Command::Start => {
-                if !self.recording {
-                    log::info!("recording started");
+            Command::Wake => {
+                let (recording, events) = {
+                    let mut mb = lock(&self.shared.mailbox);
+                    (mb.recording.take(), std::mem::take(&mut mb.events))
+                };
+                if let Some(on) = recording {
+                    self.set_recording(on);
                 }
-                self.recording = true;
-                self.subscribe();
-            }
-            Command::Stop => {
-                if self.recording {
-                    log::info!("recording stopped");
+                for (at, reason) in events {
+                    self.event(at, reason);
                 }
-                self.recording = false;
-                self.subscribe();
-                self.close();
             }
-            Command::Event { at, reason } => self.event(at, reason),
             Command::Protect { name, reply } => {
                 let r = self.store.protect(&name).map_err(|e| e.to_string());
                 let _ = reply.try_send(r);
             }
             Command::Delete { name, reply } => {
-                let r = if self.open.as_ref().is_some_and(|o| o.name == name) {
+                let r = if self
+                    .open
+                    .as_ref()
+                    .is_some_and(|o| o.name.file_name() == name)
+                {
                     Err(DeleteError::InUse)
                 } else {
-                    match self.store.find(&name) {
-                        None => Err(DeleteError::NotFound),
-                        Some((path, _)) => fs::remove_file(&path)
-                            .map(|()| store::sync_dir(path.parent().unwrap_or(&self.store.root)))
-                            .map_err(|e| DeleteError::Io(e.to_string())),
-                    }
+                    self.store.delete(&name)
                 };
                 let _ = reply.try_send(r);
             }
         }
-        self.refresh_status();
     }
 
-    fn event(&mut self, at: SystemTime, reason: String) {
-        let from = at
-            .checked_sub(Duration::from_secs(self.cfg.event.pre_seconds))
-            .unwrap_or(UNIX_EPOCH);
-        let to = at + Duration::from_secs(self.cfg.event.post_seconds);
-        log::info!(
-            "event ({reason}): protecting {:.0} s before to {:.0} s after",
-            Duration::from_secs(self.cfg.event.pre_seconds).as_secs_f64(),
-            Duration::from_secs(self.cfg.event.post_seconds).as_secs_f64()
-        );
-        let ev = EventInfo {
-            at: unix(at),
-            reason,
-            from: unix(from),
-            to: unix(to),
+    fn set_recording(&mut self, on: bool) {
+        if on == self.recording {
+            return;
+        }
+        log::info!("recording {}", if on { "started" } else { "stopped" });
+        self.recording = on;
+        self.recording_since = on.then(wall_now);
+        self.subscribe();
+        if !on {
+            self.close();
+            self.writes.succeeded();
+            self.counts.lost_in_run = 0;
+            self.counts.failing_since = None;
+            self.retry_open_at = None;
+        }
+    }
+
+    fn event(&mut self, at: Timestamp, reason: String) {
+        let pre = Duration::from_secs(self.cfg.event.pre_seconds);
+        let post = Duration::from_secs(self.cfg.event.post_seconds);
+        let window = Window {
+            from_wall: at.wall.checked_sub(pre).unwrap_or(SystemTime::UNIX_EPOCH),
+            to_wall: at.wall + post,
+            from_mono: at.mono.saturating_sub(pre),
+            to_mono: at.mono + post,
         };
-        // Segments already finished that overlap the window move now.
-        for seg in self.store.list(false) {
-            if let Some(start) = store::name_time(&seg.name)
-                && let Ok(scan) = crate::record::mkv::scan(&self.store.recordings.join(&seg.name))
-            {
-                let end = start
-                    + Duration::from_millis(scan.duration_ms.unwrap_or(0.0) as u64)
-                    + Duration::from_secs(1);
-                if start <= to && end >= from {
-                    let _ = self.store.protect(&seg.name);
+        // Merge with an overlapping window: one longer clip, one entry.
+        let info =
+            match self.windows.iter_mut().find(|w| {
+                w.window.from_mono <= window.to_mono && window.from_mono <= w.window.to_mono
+            }) {
+                Some(w) => {
+                    w.window.from_mono = w.window.from_mono.min(window.from_mono);
+                    w.window.to_mono = w.window.to_mono.max(window.to_mono);
+                    w.window.from_wall = w.window.from_wall.min(window.from_wall);
+                    w.window.to_wall = w.window.to_wall.max(window.to_wall);
+                    w.from = unix_seconds(w.window.from_wall);
+                    w.to = unix_seconds(w.window.to_wall);
+                    w.count += 1;
+                    w.clone()
+                }
+                None => {
+                    let info = EventInfo {
+                        at: unix_seconds(at.wall),
+                        reason,
+                        from: unix_seconds(window.from_wall),
+                        to: unix_seconds(window.to_wall),
+                        count: 1,
+                        window,
+                    };
+                    log::info!(
+                        "event ({}): protecting {} s before to {} s after",
+                        info.reason,
+                        pre.as_secs(),
+                        post.as_secs()
+                    );
+                    self.windows.push(info.clone());
+                    info
+                }
+            };
+        match self.history.iter_mut().find(|h| h.at == info.at) {
+            Some(h) => *h = info.clone(),
+            None => {
+                self.history.push_back(info.clone());
+                if self.history.len() > EVENT_HISTORY {
+                    self.history.pop_front();
                 }
             }
         }
-        self.events.push(ev);
-        self.enforce();
+        let (moved, failed) = self.store.protect_window(&info.window);
+        for name in moved {
+            log::info!("{name} is protected by an event");
+        }
+        for f in failed {
+            self.write_failed(&format!("cannot protect {f}"));
+        }
     }
 
     fn tick(&mut self) {
-        let now = SystemTime::now();
+        let now = monotonic_now();
         if self
             .open
             .as_ref()
-            .is_some_and(|o| now >= o.closes_at + Duration::from_secs(2))
+            .is_some_and(|o| now >= o.closes_at + Duration::from_secs(2) || o.untrusted.is_some())
         {
-            // No frames for a while and the segment's time is up.
+            // The segment's time is up and no frame came to close it, or it
+            // can no longer be trusted.
             self.close();
         }
-        if self.dirty
-            && self
-                .cfg
-                .record
-                .sync_interval
-                .is_some_and(|i| self.last_sync.elapsed() >= i)
-        {
+        if self.sync_due() {
             self.sync();
         }
         if self.last_space_check.elapsed() >= Duration::from_secs(1) {
@@ -432,226 +604,357 @@ impl Worker {
                 self.enforce();
             }
         }
-        // Forget events whose window ended long ago.
-        let cutoff = unix(now) - 3600.0;
-        self.events.retain(|e| e.to > cutoff);
+        // A window matters until every segment it could touch has closed.
+        let keep = Duration::from_secs(self.cfg.record.segment_seconds + 5);
+        self.windows.retain(|w| w.window.to_mono + keep > now);
         self.refresh_status();
+    }
+
+    fn sync_due(&self) -> bool {
+        self.next_sync_due
+            && self
+                .cfg
+                .record
+                .sync_interval
+                .is_some_and(|i| self.last_sync.is_none_or(|t| t.elapsed() >= i))
     }
 
     fn frame(&mut self, frame: &Frame) {
         if !self.recording || frame.placeholder {
             return;
         }
+        let mono = frame.captured.mono;
         if self.open.as_ref().is_some_and(|o| {
-            frame.captured.wall >= o.closes_at
+            mono >= o.closes_at
                 || frame.size != o.size
-                || frame.captured.mono < o.last_mono
+                || mono < o.last_mono
+                || mono - o.last_mono > Duration::from_millis(MAX_GAP_MS)
         }) {
             self.close();
         }
-        if self.open.is_none()
-            && let Err(e) = self.open_segment(frame)
-        {
-            self.fail(format!("cannot create a segment: {e}"));
-            if is_enospc(&e) {
-                self.enforce();
+        if self.open.is_none() {
+            if self.retry_open_at.is_some_and(|t| Instant::now() < t) {
+                self.lost(1);
+                return;
             }
-            return;
-        }
-        if let Some(delay) = self.slow_write {
-            std::thread::sleep(delay);
-        }
-        let Some(open) = self.open.as_mut() else {
-            return;
-        };
-        let ts = (frame.captured.mono.saturating_sub(open.first_mono)).as_millis() as u64;
-        let mut result = open.writer.write_frame(ts, &frame.jpeg);
-        if let Err(e) = &result
-            && is_enospc(e)
-        {
-            log::warn!("disk full while recording; deleting the oldest recordings");
-            self.enforce_hard();
-            if let Some(open) = self.open.as_mut() {
-                result = open.writer.write_frame(ts, &frame.jpeg);
-            }
-        }
-        match result {
-            Ok(_) => {
-                if let Some(open) = self.open.as_mut() {
-                    open.last_mono = frame.captured.mono;
+            if let Err(e) = self.open_segment(frame) {
+                self.write_failed(&format!("cannot create a segment: {e}"));
+                if is_enospc(&e) {
+                    self.free_space();
                 }
-                self.dirty = true;
-                lock(&self.status).frames_written += 1;
-                if self
-                    .cfg
-                    .record
-                    .sync_interval
-                    .is_some_and(|i| self.last_sync.elapsed() >= i)
-                {
+                self.retry_open_at = Some(Instant::now() + RETRY_OPEN);
+                self.lost(1);
+                return;
+            }
+            self.retry_open_at = None;
+        }
+        let slow = crate::faults::current().slow_write_ms;
+        if slow > 0 {
+            std::thread::sleep(Duration::from_millis(slow));
+        }
+        let result = self.write(frame).or_else(|e| {
+            if is_enospc(&e) {
+                self.free_space();
+                self.write(frame)
+            } else {
+                Err(e)
+            }
+        });
+        match result {
+            Ok(()) => {
+                if let Some(open) = self.open.as_mut() {
+                    open.last_mono = mono;
+                }
+                self.counts.frames_written += 1;
+                self.next_sync_due = true;
+                if self.writes.succeeded().is_some() {
+                    self.counts.lost_in_run = 0;
+                    self.counts.failing_since = None;
+                }
+                if self.sync_due() {
                     self.sync();
                 }
             }
-            Err(e) if is_enospc(&e) => {
-                lock(&self.status).frames_lost_disk_full += 1;
-                self.fail(format!("disk full: {e}"));
+            Err(e) => {
+                self.lost(1);
+                self.write_failed(&format!("write failed: {e}"));
+                // A full card keeps the segment (the next frame tries the
+                // same place again); any other error ends it.
+                if !is_enospc(&e)
+                    && let Some(open) = self.open.as_mut()
+                {
+                    open.untrusted = Some(e.to_string());
+                    self.close();
+                }
+            }
+        }
+    }
+
+    fn write(&mut self, frame: &Frame) -> io::Result<()> {
+        let Some(open) = self.open.as_mut() else {
+            return Err(io::Error::other("no segment is open"));
+        };
+        let ts = frame
+            .captured
+            .mono
+            .saturating_sub(open.first_mono)
+            .as_millis() as u64;
+        open.writer.write_frame(ts, &frame.jpeg).map(|_| ())
+    }
+
+    fn lost(&mut self, n: u64) {
+        self.counts.frames_lost += n;
+        self.counts.lost_in_run += n;
+    }
+
+    /// Counts a failure, logs it if it starts a run, and marks recording as
+    /// failing until the next successful write.
+    fn write_failed(&mut self, message: &str) {
+        self.counts.write_errors += 1;
+        self.writes.failed(&message);
+        self.counts.failing_since.get_or_insert_with(wall_now);
+    }
+
+    /// Fsyncs the recordings directory, counting and reporting a failure.
+    fn sync_dir(&mut self, after: &str) -> bool {
+        match store::sync_dir(&self.store.recordings) {
+            Ok(()) => {
+                self.dir_syncs.succeeded();
+                true
             }
             Err(e) => {
-                self.fail(format!("write failed: {e}"));
-                // Keep what was written; the next frame starts a new file.
-                self.close();
+                self.counts.sync_errors += 1;
+                self.dir_syncs
+                    .failed(&format!("directory fsync after {after} failed: {e}"));
+                false
             }
         }
     }
 
     fn open_segment(&mut self, frame: &Frame) -> io::Result<()> {
         let wall = frame.captured.wall;
-        let mut name = store::name_for(wall);
-        let mut n = 1;
-        while self.store.recordings.join(&name).exists()
-            || self.store.events.join(&name).exists()
-            || self.store.recordings.join(format!("{name}.part")).exists()
-        {
-            name = format!(
-                "{}-{n}.mkv",
-                name.trim_end_matches(".mkv")
-                    .split('-')
-                    .next()
-                    .unwrap_or("x")
-            );
-            n += 1;
-        }
-        let part = self.store.recordings.join(format!("{name}.part"));
+        let name = self.store.new_segment_name(wall);
+        let part = self.store.part_path(&name);
         let writer = MkvWriter::create(&part, frame.size, wall)?;
-        store::sync_dir(&self.store.recordings);
-        let secs = wall
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        let seg = self.cfg.record.segment_seconds.max(1);
-        let closes_at = UNIX_EPOCH + Duration::from_secs((secs / seg + 1) * seg);
-        log::info!("recording to {}", part.display());
+        let dir_synced = self.sync_dir("creating a segment");
+        // The segment's time is up at the next multiple of segment_seconds
+        // of the wall clock; counted on the monotonic clock from here.
+        let seg_ms = self.cfg.record.segment_seconds.max(1) * 1000;
+        let wall_ms = wall
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let remaining = Duration::from_millis((seg_ms - wall_ms % seg_ms).max(1));
+        log::debug!("recording to {}", part.display());
         self.open = Some(Open {
             writer,
             name,
             part,
             size: frame.size,
-            started_wall: wall,
             first_mono: frame.captured.mono,
             last_mono: frame.captured.mono,
-            closes_at,
+            closes_at: frame.captured.mono + remaining,
+            untrusted: None,
+            dir_synced,
         });
         Ok(())
     }
 
     fn sync(&mut self) {
-        let Some(open) = &self.open else {
-            self.dirty = false;
+        if self.open.as_ref().is_some_and(|o| !o.dir_synced) {
+            let ok = self.sync_dir("creating a segment, again,");
+            if let Some(open) = self.open.as_mut() {
+                open.dir_synced = ok;
+                if !ok {
+                    open.untrusted = Some("its directory entry could not be synced".into());
+                    self.close();
+                    return;
+                }
+            }
+        }
+        let Some(open) = self.open.as_mut() else {
+            self.next_sync_due = false;
             return;
         };
         let t0 = Instant::now();
-        if let Err(e) = open.writer.sync() {
-            self.fail(format!("fdatasync failed: {e}"));
-        }
+        let result = open.writer.sync();
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        self.last_sync = Instant::now();
-        self.dirty = false;
-        let mut st = lock(&self.status);
-        st.last_sync = Some(self.last_sync);
-        st.max_sync_ms = st.max_sync_ms.max(ms);
+        self.last_sync = Some(Instant::now());
+        self.next_sync_due = false;
+        self.counts.max_sync_ms = self.counts.max_sync_ms.max(ms);
+        match result {
+            Ok(()) => {
+                self.syncs.succeeded();
+            }
+            Err(e) => {
+                let message = format!("fdatasync of {} failed: {e}", open.name.file_name());
+                open.untrusted = Some(message.clone());
+                self.counts.sync_errors += 1;
+                self.syncs.failed(&message);
+                self.close();
+            }
+        }
     }
 
-    /// Finishes the open segment, if any: `.part` to `.mkv`, protected if an
-    /// event covers it, then loop deletion.
+    /// Ends the open segment, if any: finished and renamed, protected if an
+    /// event covers it, then loop deletion. A segment that cannot be trusted
+    /// goes through recovery instead, which keeps what checks out on the card.
     fn close(&mut self) {
         let Some(open) = self.open.take() else { return };
+        self.next_sync_due = false;
+        let span = Some((open.first_mono, open.last_mono));
+        if let Some(why) = &open.untrusted {
+            let frames = open.writer.frames();
+            drop(open.writer);
+            // The failure itself was logged (once per run); this is detail.
+            log::debug!(
+                "ending {} early ({why}); checking its {frames} frames on the card",
+                open.name.file_name()
+            );
+            let r = self.store.recover_segment(&open.part, span);
+            log::debug!(
+                "{}: {:?}, {} frames, {}",
+                r.file,
+                r.outcome,
+                r.frames,
+                r.detail
+            );
+            if let Some(e) = &r.dir_sync_error {
+                self.counts.sync_errors += 1;
+                self.dir_syncs.failed(&format!(
+                    "directory fsync after recovering a segment failed: {e}"
+                ));
+            }
+            match r.outcome {
+                Outcome::Recovered => {
+                    self.counts.segments_recovered += 1;
+                    if r.frames < frames {
+                        self.lost(frames - r.frames);
+                    }
+                    self.protect_if_covered(&open.name, span);
+                }
+                Outcome::Damaged => self.lost(frames),
+                // Still on the card; the next start-up recovers it.
+                Outcome::Deferred => {}
+            }
+            self.enforce();
+            return;
+        }
         let frames = open.writer.frames();
         let interval = if frames > 1 {
             (open.last_mono - open.first_mono).as_millis() as u64 / (frames - 1)
         } else {
             0
         };
-        let finished = self.store.recordings.join(&open.name);
+        let file_name = open.name.file_name();
+        let finished = self.store.recordings.join(&file_name);
         let result = open.writer.finish(interval).and_then(|summary| {
-            fs::rename(&open.part, &finished)?;
-            store::sync_dir(&self.store.recordings);
+            std::fs::rename(&open.part, &finished)?;
             Ok(summary)
         });
-        self.dirty = false;
         match result {
             Ok(summary) => {
+                self.sync_dir("closing a segment");
                 log::info!(
-                    "finished {} ({} frames, {} ms, {} bytes)",
-                    open.name,
+                    "finished {file_name} ({} frames, {} ms, {} bytes)",
                     summary.frames,
                     summary.duration_ms,
                     summary.bytes
                 );
-                lock(&self.status).segments_finished += 1;
-                let start = unix(open.started_wall);
-                let end = start + summary.duration_ms as f64 / 1000.0;
-                if self.events.iter().any(|e| e.from <= end && e.to >= start) {
-                    if let Err(e) = self.store.protect(&open.name) {
-                        self.fail(format!("cannot protect {}: {e}", open.name));
-                    } else {
-                        log::info!("{} is protected by an event", open.name);
-                    }
-                }
+                self.counts.segments_finished += 1;
+                self.store.add(Entry {
+                    name: file_name,
+                    seq: open.name.seq,
+                    start: open.name.start,
+                    duration_ms: summary.duration_ms,
+                    frames: summary.frames,
+                    bytes: summary.bytes,
+                    protected: false,
+                    mono: span,
+                });
+                self.protect_if_covered(&open.name, span);
             }
             Err(e) => {
                 // Leave the .part: start-up recovery will finish it.
-                self.fail(format!("cannot finish {}: {e}", open.name));
+                self.write_failed(&format!("cannot finish {file_name}: {e}"));
             }
         }
         self.enforce();
     }
 
-    fn enforce(&mut self) {
-        let deleted = self.store.enforce(
-            self.cfg.record.max_usage,
-            self.cfg.record.min_free,
-            self.cfg.event_budget,
-        );
-        lock(&self.status).segments_deleted += deleted.len() as u64;
-    }
-
-    /// On ENOSPC: delete the oldest unprotected segment even within budget.
-    fn enforce_hard(&mut self) {
-        self.enforce();
-        if let Some(oldest) = self.store.list(false).first()
-            && fs::remove_file(self.store.recordings.join(&oldest.name)).is_ok()
+    fn protect_if_covered(&mut self, name: &SegmentName, span: Option<(Duration, Duration)>) {
+        let Some((first, last)) = span else { return };
+        if self
+            .windows
+            .iter()
+            .any(|w| first <= w.window.to_mono && last >= w.window.from_mono)
         {
-            log::warn!("disk full: deleted {}", oldest.name);
-            store::sync_dir(&self.store.recordings);
-            lock(&self.status).segments_deleted += 1;
+            let file_name = name.file_name();
+            match self.store.protect(&file_name) {
+                Ok(_) => log::info!("{file_name} is protected by an event"),
+                Err(e) => self.write_failed(&format!("cannot protect {file_name}: {e}")),
+            }
         }
     }
 
-    fn fail(&mut self, message: String) {
-        log::warn!("recorder: {message}");
-        let mut st = lock(&self.status);
-        st.write_errors += 1;
-        st.last_error = Some(message);
+    fn enforce(&mut self) {
+        let open_bytes = self.open.as_ref().map_or(0, |o| o.writer.bytes());
+        let done = self.store.enforce(&self.limits(), open_bytes);
+        self.counts.segments_deleted += done.deleted.len() as u64;
+        for e in done.errors {
+            self.write_failed(&e);
+        }
+    }
+
+    /// On ENOSPC: the budget rules, then the oldest segment whatever they say.
+    fn free_space(&mut self) {
+        self.enforce();
+        if self.store.delete_oldest().is_some() {
+            self.counts.segments_deleted += 1;
+        }
     }
 
     fn refresh_status(&mut self) {
         let disk = store::disk(&self.store.root).unwrap_or_default();
-        let recordings =
-            self.store.usage(false) + self.open.as_ref().map_or(0, |o| o.writer.bytes());
-        let events = self.store.usage(true);
-        let mut st = lock(&self.status);
-        if !self.recording {
-            st.recording_since = None;
-        } else if !st.recording || st.recording_since.is_none() {
-            st.recording_since = Some(unix(SystemTime::now()));
-        }
-        st.recording = self.recording;
-        st.segment = self.open.as_ref().map(|o| o.name.clone());
-        st.segment_started = self.open.as_ref().map(|o| unix(o.started_wall));
-        st.segment_bytes = self.open.as_ref().map_or(0, |o| o.writer.bytes());
-        st.segment_frames = self.open.as_ref().map_or(0, |o| o.writer.frames());
-        st.disk = disk;
-        st.recordings_bytes = recordings;
-        st.events_bytes = events;
-        st.events = self.events.clone();
+        let (recordings, events) = self.store.usage();
+        let open_bytes = self.open.as_ref().map_or(0, |o| o.writer.bytes());
+        let c = &self.counts;
+        let failing = self.recording && self.writes.failing();
+        let failure = failing.then(|| Failure {
+            error: self.writes.error().unwrap_or_default().to_string(),
+            since: c.failing_since.map_or(0.0, unix_seconds),
+            frames_lost: c.lost_in_run,
+        });
+        let mut st = lock(&self.shared.status);
+        *st = RecorderStatus {
+            recording: self.recording,
+            state: match (self.recording, failing) {
+                (false, _) => "stopped",
+                (true, true) => "failing",
+                (true, false) => "recording",
+            },
+            failure,
+            recording_since: self.recording_since.map(unix_seconds),
+            segment: self.open.as_ref().map(|o| o.name.file_name()),
+            segment_started: self.open.as_ref().map(|o| unix_seconds(o.name.start)),
+            segment_bytes: open_bytes,
+            segment_frames: self.open.as_ref().map_or(0, |o| o.writer.frames()),
+            segment_synced_bytes: self.open.as_ref().map_or(0, |o| o.writer.synced_bytes()),
+            frames_written: c.frames_written,
+            frames_lost: c.frames_lost,
+            segments_finished: c.segments_finished,
+            segments_recovered: c.segments_recovered,
+            segments_deleted: c.segments_deleted,
+            segments_stored: self.store.count(),
+            last_sync_age_ms: None,
+            max_sync_ms: c.max_sync_ms,
+            max_command_ms: c.max_command_ms,
+            write_errors: c.write_errors,
+            sync_errors: c.sync_errors,
+            disk,
+            recordings_bytes: recordings + open_bytes,
+            events_bytes: events,
+            events: self.history.iter().cloned().collect(),
+            last_sync: self.last_sync,
+        };
     }
 }

@@ -1,18 +1,32 @@
-//! The data directory: where segments live (`recordings/`, `events/`,
-//! `damaged/`), how names map to times, how much space they use, and the
-//! deletion rules (loop recording for `recordings/`, a separate oldest-first
-//! quota for `events/`). Also start-up recovery of `.part` files.
+//! The data directory: `recordings/` (loop recording), `events/` (protected
+//! footage with its own quota, oldest first) and `damaged/` (files recovery
+//! could not keep; never deleted). The store owns the [`Index`] of finished
+//! segments, start-up recovery of `.part` files, space accounting, loop
+//! deletion, protection and deletion, and opening a segment for a reader
+//! even while it moves to `events/`.
+//!
+//! # Implementation
+//! Only the recorder thread changes files; the HTTP side reads the index
+//! (behind a mutex held for microseconds) and opens files. Segments are
+//! ordered by their sequence number, never by name or time, so that a clock
+//! step cannot make the loop delete newer footage first. The segment being
+//! written is not in the index; its caller adds the bytes it has written
+//! (not its preallocated length) when space is enforced.
 
-use std::fs;
+use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::clock::Utc;
 use crate::config::Budget;
-use crate::record::mkv;
+use crate::record::index::{Entry, Index, Window};
+use crate::record::names::{self, SegmentName};
+use crate::record::scan::{self, Depth};
+use crate::sync::lock;
 
 /// The file system holding the data directory.
 #[derive(Clone, Copy, Debug, Default, Serialize, PartialEq, Eq)]
@@ -22,6 +36,7 @@ pub struct Disk {
     pub free: u64,
 }
 
+/// Space on the file system holding `dir`.
 pub fn disk(dir: &Path) -> io::Result<Disk> {
     let st = nix::sys::statvfs::statvfs(dir).map_err(io::Error::from)?;
     let frag = st.fragment_size() as u64;
@@ -32,332 +47,476 @@ pub fn disk(dir: &Path) -> io::Result<Disk> {
     Ok(Disk { total, used, free })
 }
 
-/// The directories under the data directory.
-#[derive(Clone, Debug)]
+/// fsyncs a directory so that creations, renames and deletions in it last.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    if crate::faults::current().fail_dir_sync {
+        return Err(crate::faults::eio());
+    }
+    File::open(dir)?.sync_all()
+}
+
+/// The space rules.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Recordings (finished and open) use at most this much.
+    pub max_usage: Budget,
+    /// Keep at least this much free.
+    pub min_free: Budget,
+    /// Events use at most this much.
+    pub event_max: Budget,
+}
+
+/// What loop deletion did.
+#[derive(Debug, Default)]
+pub struct Enforced {
+    pub deleted: Vec<String>,
+    /// Deletions or directory syncs that failed.
+    pub errors: Vec<String>,
+}
+
+/// Why a deletion was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeleteError {
+    NotFound,
+    /// The segment being recorded.
+    InUse,
+    Io(String),
+}
+
+/// What recovery did with one file.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Finished and renamed, with every frame that checks out.
+    Recovered,
+    /// Nothing to keep: moved to `damaged/`.
+    Damaged,
+    /// Could not be read or written now (a read-only or failing card): left
+    /// as it is for the next start-up.
+    Deferred,
+}
+
+/// One file's recovery.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Recovery {
+    pub file: String,
+    pub outcome: Outcome,
+    pub frames: u64,
+    pub detail: String,
+    /// The directory fsync after the rename failed: the rename may not last
+    /// a power cut (the file would then be recovered again).
+    pub dir_sync_error: Option<String>,
+}
+
+/// The data directory.
+#[derive(Debug)]
 pub struct Store {
     pub root: PathBuf,
     pub recordings: PathBuf,
     pub events: PathBuf,
     pub damaged: PathBuf,
-}
-
-/// Whether `name` is a segment name blackbox writes: `20261126T172600Z.mkv`,
-/// possibly with `-N` before the extension. Nothing else is ever opened,
-/// so no name can reach outside the data directory.
-pub fn valid_name(name: &str) -> bool {
-    let Some(stem) = name.strip_suffix(".mkv") else {
-        return false;
-    };
-    let (time, suffix) = match stem.split_once('-') {
-        Some((t, n)) => (t, Some(n)),
-        None => (stem, None),
-    };
-    let b = time.as_bytes();
-    b.len() == 16
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'T'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && b[15] == b'Z'
-        && suffix
-            .is_none_or(|n| !n.is_empty() && n.len() <= 4 && n.bytes().all(|c| c.is_ascii_digit()))
-}
-
-/// The UTC start time a segment name encodes.
-pub fn name_time(name: &str) -> Option<SystemTime> {
-    if !valid_name(name) {
-        return None;
-    }
-    let n = |a: usize, b: usize| name[a..b].parse::<i64>().ok();
-    let (y, mo, d) = (n(0, 4)?, n(4, 6)?, n(6, 8)?);
-    let (h, mi, s) = (n(9, 11)?, n(11, 13)?, n(13, 15)?);
-    // Days from civil date (the inverse of clock's conversion).
-    let y2 = if mo <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = (mo + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + h * 3600 + mi * 60 + s;
-    (secs >= 0).then(|| UNIX_EPOCH + Duration::from_secs(secs as u64))
-}
-
-/// A name for a segment starting at `t`.
-pub fn name_for(t: SystemTime) -> String {
-    format!("{}.mkv", Utc::from_system(t).compact())
-}
-
-/// A finished segment on disk.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct SegmentFile {
-    pub name: String,
-    pub bytes: u64,
-    pub protected: bool,
+    index: Mutex<Index>,
+    next_seq: AtomicU64,
 }
 
 impl Store {
-    pub fn new(root: &Path) -> Self {
+    /// The directories of `root`, with an empty index (see [`Store::open`]).
+    pub fn at(root: &Path) -> Self {
         Self {
             root: root.to_path_buf(),
             recordings: root.join("recordings"),
             events: root.join("events"),
             damaged: root.join("damaged"),
+            index: Mutex::new(Index::default()),
+            next_seq: AtomicU64::new(1),
         }
     }
 
-    /// Creates the directories.
-    pub fn create(&self) -> io::Result<()> {
-        for d in [&self.root, &self.recordings, &self.events, &self.damaged] {
+    /// Creates the directories, recovers every `.part` left by a crash or a
+    /// power cut, and indexes the finished segments.
+    pub fn open(root: &Path) -> io::Result<(Self, Vec<Recovery>)> {
+        let store = Self::at(root);
+        for d in [
+            &store.root,
+            &store.recordings,
+            &store.events,
+            &store.damaged,
+        ] {
             fs::create_dir_all(d)?;
         }
-        Ok(())
+        let recovered = store.recover();
+        store.rebuild_index();
+        Ok((store, recovered))
     }
 
-    /// Where a finished segment called `name` is, if it exists.
-    pub fn find(&self, name: &str) -> Option<(PathBuf, bool)> {
-        if !valid_name(name) {
-            return None;
+    /// Indexes every finished segment in `recordings/` and `events/` from its
+    /// header and statistics (a structure scan for a file without them), and
+    /// sets the next sequence number past every one in use.
+    pub fn rebuild_index(&self) {
+        let mut ix = Index::default();
+        let mut max_seq = 0;
+        for (dir, protected) in [(&self.recordings, false), (&self.events, true)] {
+            for (name, path) in dir_names(dir) {
+                let Some(n) = names::parse(&name) else {
+                    continue;
+                };
+                max_seq = max_seq.max(n.seq);
+                ix.insert(describe(&path, name, n, protected));
+            }
         }
-        [(&self.recordings, false), (&self.events, true)]
+        for (name, _) in dir_names(&self.damaged)
             .into_iter()
-            .map(|(d, protected)| (d.join(name), protected))
-            .find(|(p, _)| p.is_file())
-    }
-
-    /// Finished segments in one directory, oldest first.
-    pub fn list(&self, protected: bool) -> Vec<SegmentFile> {
-        let dir = if protected {
-            &self.events
-        } else {
-            &self.recordings
-        };
-        let mut out: Vec<SegmentFile> = fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                valid_name(&name).then_some(())?;
-                let bytes = e.metadata().ok()?.len();
-                Some(SegmentFile {
-                    name,
-                    bytes,
-                    protected,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        out
-    }
-
-    /// Bytes used by a directory's segment files (finished and `.part`).
-    pub fn usage(&self, protected: bool) -> u64 {
-        let dir = if protected {
-            &self.events
-        } else {
-            &self.recordings
-        };
-        fs::read_dir(dir)
-            .into_iter()
-            .flatten()
-            .filter_map(Result::ok)
-            .filter(|e| {
-                let n = e.file_name();
-                let n = n.to_string_lossy();
-                n.ends_with(".mkv") || n.ends_with(".mkv.part")
-            })
-            .filter_map(|e| e.metadata().ok())
-            .map(|m| m.len())
-            .sum()
-    }
-
-    /// Deletes the oldest unprotected segments until recordings use at most
-    /// `max_usage` bytes and `min_free` bytes are free; then the oldest
-    /// events until they use at most `event_max`. The segment being written
-    /// is never in the list (it is a `.part`). Returns the names deleted.
-    pub fn enforce(&self, max_usage: Budget, min_free: Budget, event_max: Budget) -> Vec<String> {
-        let mut deleted = Vec::new();
-        let Ok(d) = disk(&self.root) else {
-            return deleted;
-        };
-        let (max_usage, min_free, event_max) = (
-            max_usage.bytes(d.total),
-            min_free.bytes(d.total),
-            event_max.bytes(d.total),
+            .chain(dir_names(&self.recordings))
+            .chain(dir_names(&self.events))
+        {
+            if let Some(n) = names::parse(&name).or_else(|| names::parse_part(&name)) {
+                max_seq = max_seq.max(n.seq);
+            }
+        }
+        log::info!(
+            "{} recordings, {} protected, indexed",
+            ix.iter().filter(|e| !e.protected).count(),
+            ix.iter().filter(|e| e.protected).count()
         );
-        let mut usage = self.usage(false);
-        let mut free = d.free;
-        for seg in self.list(false) {
-            if usage <= max_usage && free >= min_free {
-                break;
-            }
-            if fs::remove_file(self.recordings.join(&seg.name)).is_ok() {
-                usage = usage.saturating_sub(seg.bytes);
-                free += seg.bytes;
-                deleted.push(seg.name);
-            }
-        }
-        let mut events = self.usage(true);
-        for seg in self.list(true) {
-            if events <= event_max {
-                break;
-            }
-            if fs::remove_file(self.events.join(&seg.name)).is_ok() {
-                events = events.saturating_sub(seg.bytes);
-                deleted.push(seg.name);
-            }
-        }
-        if !deleted.is_empty() {
-            sync_dir(&self.recordings);
-            sync_dir(&self.events);
-            log::info!("loop recording deleted {}", deleted.join(", "));
-        }
-        deleted
+        *lock(&self.index) = ix;
+        self.next_seq.store(max_seq + 1, Ordering::SeqCst);
     }
 
-    /// Moves a finished segment from `recordings/` to `events/`.
+    /// The name for a new segment starting at `start`.
+    pub fn new_segment_name(&self, start: SystemTime) -> SegmentName {
+        SegmentName {
+            seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
+            start,
+        }
+    }
+
+    /// Where a segment is written.
+    pub fn part_path(&self, name: &SegmentName) -> PathBuf {
+        self.recordings.join(name.part_name())
+    }
+
+    /// Adds a segment that has just been finished and renamed.
+    pub fn add(&self, entry: Entry) {
+        lock(&self.index).insert(entry);
+    }
+
+    /// Every finished segment, oldest first.
+    pub fn list(&self) -> Vec<Entry> {
+        lock(&self.index).iter().cloned().collect()
+    }
+
+    /// Finished segments, in all.
+    pub fn count(&self) -> usize {
+        lock(&self.index).len()
+    }
+
+    /// Bytes of finished (recordings, events).
+    pub fn usage(&self) -> (u64, u64) {
+        let ix = lock(&self.index);
+        (ix.bytes(false), ix.bytes(true))
+    }
+
+    /// The segment called `name`, if it exists.
+    pub fn entry(&self, name: &str) -> Option<Entry> {
+        let n = names::parse(name)?;
+        lock(&self.index)
+            .get(n.seq)
+            .filter(|e| e.name == name)
+            .cloned()
+    }
+
+    fn dir_of(&self, protected: bool) -> &Path {
+        if protected {
+            &self.events
+        } else {
+            &self.recordings
+        }
+    }
+
+    /// Moves a finished segment to `events/`. `Ok(false)` if there is no such
+    /// segment; `Ok(true)` if it is protected now (or already was).
     pub fn protect(&self, name: &str) -> io::Result<bool> {
-        if !valid_name(name) {
+        let Some(e) = self.entry(name) else {
             return Ok(false);
+        };
+        if e.protected {
+            return Ok(true);
         }
-        let from = self.recordings.join(name);
-        if !from.is_file() {
-            return Ok(self.events.join(name).is_file());
-        }
-        fs::rename(&from, self.events.join(name))?;
-        sync_dir(&self.recordings);
-        sync_dir(&self.events);
+        fs::rename(self.recordings.join(name), self.events.join(name))?;
+        lock(&self.index).protect(e.seq);
+        sync_dir(&self.recordings).and_then(|()| sync_dir(&self.events))?;
         Ok(true)
     }
 
-    /// Recovers every `.part` in `recordings/` and `events/`: cut at the last
-    /// complete frame, finished and renamed; a file with nothing to keep is
-    /// moved to `damaged/`. Returns one line per file.
+    /// Protects every unprotected segment with footage inside `w`; returns
+    /// the names moved and any that failed.
+    pub fn protect_window(&self, w: &Window) -> (Vec<String>, Vec<String>) {
+        let seqs = lock(&self.index).unprotected_in(w);
+        let (mut moved, mut failed) = (Vec::new(), Vec::new());
+        for seq in seqs {
+            let Some(name) = lock(&self.index).get(seq).map(|e| e.name.clone()) else {
+                continue;
+            };
+            match self.protect(&name) {
+                Ok(_) => moved.push(name),
+                Err(e) => failed.push(format!("{name}: {e}")),
+            }
+        }
+        (moved, failed)
+    }
+
+    /// Deletes a finished segment.
+    pub fn delete(&self, name: &str) -> Result<(), DeleteError> {
+        let e = self.entry(name).ok_or(DeleteError::NotFound)?;
+        let dir = self.dir_of(e.protected);
+        fs::remove_file(dir.join(name)).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => DeleteError::NotFound,
+            _ => DeleteError::Io(err.to_string()),
+        })?;
+        lock(&self.index).remove(e.seq);
+        sync_dir(dir).map_err(|err| DeleteError::Io(format!("deleted, but {err}")))
+    }
+
+    /// Loop deletion: deletes the oldest unprotected segments until
+    /// recordings (finished, plus `open_bytes` of the one being written) use
+    /// at most `max_usage` and `min_free` is free; then the oldest events
+    /// until they are within their quota.
+    pub fn enforce(&self, limits: &Limits, open_bytes: u64) -> Enforced {
+        let mut out = Enforced::default();
+        let d = match disk(&self.root) {
+            Ok(d) => d,
+            Err(e) => {
+                out.errors.push(format!("cannot read free space: {e}"));
+                return out;
+            }
+        };
+        let max_usage = limits.max_usage.bytes(d.total);
+        let min_free = limits.min_free.bytes(d.total);
+        let event_max = limits.event_max.bytes(d.total);
+        let mut free = d.free;
+        let mut synced = [false, false];
+        for protected in [false, true] {
+            loop {
+                let (used, oldest) = {
+                    let ix = lock(&self.index);
+                    let used = ix.bytes(protected) + if protected { 0 } else { open_bytes };
+                    (used, ix.oldest(protected).cloned())
+                };
+                let over = if protected {
+                    used > event_max
+                } else {
+                    used > max_usage || free < min_free
+                };
+                let Some(oldest) = oldest.filter(|_| over) else {
+                    break;
+                };
+                match fs::remove_file(self.dir_of(protected).join(&oldest.name)) {
+                    Ok(()) => {
+                        free += oldest.bytes;
+                        out.deleted.push(oldest.name.clone());
+                        synced[usize::from(protected)] = true;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        out.errors
+                            .push(format!("cannot delete {}: {e}", oldest.name));
+                        break;
+                    }
+                }
+                lock(&self.index).remove(oldest.seq);
+            }
+        }
+        for (protected, changed) in [false, true].into_iter().zip(synced) {
+            if changed && let Err(e) = sync_dir(self.dir_of(protected)) {
+                out.errors.push(format!("directory sync failed: {e}"));
+            }
+        }
+        if !out.deleted.is_empty() {
+            log::info!("loop recording deleted {}", out.deleted.join(", "));
+        }
+        out
+    }
+
+    /// On a full card: deletes the oldest unprotected segment, whatever the
+    /// budget says.
+    pub fn delete_oldest(&self) -> Option<String> {
+        let oldest = lock(&self.index).oldest(false).cloned()?;
+        match self.delete(&oldest.name) {
+            Ok(()) | Err(DeleteError::Io(_)) => {
+                log::warn!("disk full: deleted {}", oldest.name);
+                Some(oldest.name)
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Opens a finished segment for reading, wherever it is: a segment that
+    /// moves to `events/` between two looks is found in its new place, and
+    /// once open it can move or be deleted without disturbing the reader.
+    pub fn open_segment(&self, name: &str) -> io::Result<Option<(File, Entry)>> {
+        let Some(mut entry) = self.entry(name) else {
+            return Ok(None);
+        };
+        // recordings/ first: a move only ever goes from there to events/.
+        for protected in [false, true] {
+            match File::open(self.dir_of(protected).join(name)) {
+                Ok(f) => {
+                    entry.protected = protected;
+                    return Ok(Some((f, entry)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Recovers every `.part` in `recordings/` and `events/`.
     pub fn recover(&self) -> Vec<Recovery> {
         let mut out = Vec::new();
         for dir in [&self.recordings, &self.events] {
-            let Ok(entries) = fs::read_dir(dir) else {
-                continue;
-            };
-            let mut parts: Vec<PathBuf> = entries
-                .filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.to_string_lossy().ends_with(".mkv.part"))
-                .collect();
-            parts.sort();
-            for part in parts {
-                out.push(recover_one(&part, &self.damaged));
+            for (name, path) in dir_names(dir) {
+                if name.ends_with(".mkv.part") {
+                    out.push(recover_one(&path, &self.damaged));
+                }
             }
         }
         out
     }
+
+    /// Recovers one segment whose writing went wrong (a failed sync, a write
+    /// error) and indexes what was kept.
+    pub fn recover_segment(
+        &self,
+        part: &Path,
+        mono: Option<(std::time::Duration, std::time::Duration)>,
+    ) -> Recovery {
+        let r = recover_one(part, &self.damaged);
+        if r.outcome == Outcome::Recovered
+            && let Some(name) = part
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_suffix(".part"))
+            && let Some(n) = names::parse(name)
+        {
+            let mut e = describe(&self.recordings.join(name), name.to_string(), n, false);
+            e.mono = mono;
+            self.add(e);
+        }
+        r
+    }
 }
 
-/// What recovery did with one file.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Recovery {
-    pub file: String,
-    /// `recovered` or `damaged`.
-    pub outcome: &'static str,
-    pub frames: u64,
-    pub detail: String,
+/// The entries of a directory as (name, path), sorted by name.
+fn dir_names(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+        .collect();
+    out.sort();
+    out
 }
 
-/// Recovers one `.part` file (see [`Store::recover`]).
+/// An index entry for a finished file: from its statistics, else by
+/// scanning its structure; a file that cannot be read is still listed (and
+/// counted, and deletable) with what its name and size say.
+fn describe(path: &Path, name: String, n: SegmentName, protected: bool) -> Entry {
+    let bytes = fs::metadata(path).map_or(0, |m| m.len());
+    let (frames, duration_ms) = match scan::brief(path) {
+        Ok(Some(b)) => (b.frames, b.duration_ms),
+        _ => match scan::scan(path, Depth::Structure) {
+            Ok(s) => (
+                s.frames.len() as u64,
+                s.frames.last().map_or(0, |f| f.ts_ms + s.interval_ms()),
+            ),
+            Err(e) => {
+                log::warn!("cannot read {}: {e}", path.display());
+                (0, 0)
+            }
+        },
+    };
+    Entry {
+        name,
+        seq: n.seq,
+        start: n.start,
+        duration_ms,
+        frames,
+        bytes,
+        protected,
+        mono: None,
+    }
+}
+
+/// Recovers one `.part` file: every frame up to the first that fails a
+/// check is kept, the file is finished and renamed; a file with nothing to
+/// keep is moved to `damaged/`, never deleted. Logs nothing: the caller
+/// reports (at start-up each file; in the recorder, once per failure run).
 pub fn recover_one(part: &Path, damaged: &Path) -> Recovery {
     let file = part.display().to_string();
+    let file_name = part
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let finished = PathBuf::from(file.trim_end_matches(".part"));
-    let result = mkv::scan(part).and_then(|scan| {
-        if !scan.usable() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                scan.problem.unwrap_or_else(|| "no complete frame".into()),
-            ));
-        }
-        let summary = mkv::repair(part, &scan)?;
+    let named = names::parse_part(&file_name);
+    // If the header lost the start time, the name still has it; a file
+    // whose name says nothing gets its modification time.
+    let fallback = named.map(|n| n.start).unwrap_or_else(|| {
+        fs::metadata(part)
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    });
+    let mut dir_sync_error = None;
+    let result = scan::repair(part, fallback).and_then(|r| {
         fs::rename(part, &finished)?;
-        if let Some(dir) = finished.parent() {
-            sync_dir(dir);
+        if let Some(dir) = finished.parent()
+            && let Err(e) = sync_dir(dir)
+        {
+            dir_sync_error = Some(e.to_string());
         }
-        Ok(summary)
+        Ok(r)
     });
     match result {
-        Ok(summary) => {
-            log::info!(
-                "recovered {file}: {} frames, {} ms",
-                summary.frames,
-                summary.duration_ms
-            );
+        Ok(r) => {
+            let mut detail = format!("{} ms kept", r.summary.duration_ms);
+            if let Some(cut) = &r.cut {
+                detail.push_str(&format!("; cut before {cut}"));
+            }
+            if r.header_rewritten {
+                detail.push_str("; header rewritten");
+            }
             Recovery {
                 file,
-                outcome: "recovered",
-                frames: summary.frames,
-                detail: format!("{} ms kept", summary.duration_ms),
+                outcome: Outcome::Recovered,
+                frames: r.summary.frames,
+                detail,
+                dir_sync_error,
             }
         }
+        Err(scan::RepairError::Io(e)) => Recovery {
+            file,
+            outcome: Outcome::Deferred,
+            frames: 0,
+            detail: format!("{e}; left in place for the next start"),
+            dir_sync_error,
+        },
         Err(e) => {
             let _ = fs::create_dir_all(damaged);
-            let target = damaged.join(part.file_name().unwrap_or_default());
+            let target = damaged.join(&file_name);
             let moved = fs::rename(part, &target).is_ok();
-            log::warn!("{file} is damaged ({e}); moved to {}", target.display());
             Recovery {
                 file,
-                outcome: "damaged",
+                outcome: Outcome::Damaged,
                 frames: 0,
                 detail: if moved {
                     format!("{e}; moved to {}", target.display())
                 } else {
                     format!("{e}; could not move it")
                 },
+                dir_sync_error,
             }
         }
-    }
-}
-
-/// fsync a directory so that creations, renames and deletions in it last.
-pub fn sync_dir(dir: &Path) {
-    if let Ok(d) = fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budgets() {
-        assert_eq!("80%".parse::<Budget>(), Ok(Budget::Percent(80.0)));
-        assert_eq!("512MiB".parse::<Budget>(), Ok(Budget::Bytes(512 << 20)));
-        assert_eq!("2 GiB".parse::<Budget>(), Ok(Budget::Bytes(2 << 30)));
-        assert_eq!("4096".parse::<Budget>(), Ok(Budget::Bytes(4096)));
-        assert!("lots".parse::<Budget>().is_err());
-        assert!("120%".parse::<Budget>().is_err());
-        assert_eq!(Budget::Percent(50.0).bytes(1000), 500);
-    }
-
-    #[test]
-    fn names() {
-        assert!(valid_name("20261126T172600Z.mkv"));
-        assert!(valid_name("20261126T172600Z-2.mkv"));
-        for bad in [
-            "../etc/passwd",
-            "/etc/passwd",
-            "20261126T172600Z.mkv.part",
-            "x.mkv",
-            "20261126T172600Z-.mkv",
-            "2026112XT172600Z.mkv",
-            "20261126T172600Z.mkv/..",
-            "",
-        ] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_713_960);
-        assert_eq!(name_for(t), "20261126T172600Z.mkv");
-        assert_eq!(name_time("20261126T172600Z.mkv"), Some(t));
-        assert_eq!(
-            name_time("20000229T120000Z-3.mkv"),
-            Some(UNIX_EPOCH + Duration::from_secs(951_825_600))
-        );
     }
 }

@@ -1,0 +1,66 @@
+//! The live view: the MJPEG stream (`/video_feed`, `/stream`) and the
+//! newest frame as one JPEG (`/snapshot.jpg`). A viewer is a live consumer
+//! of the bus: it gets the newest frame whenever it can take one and skips
+//! (and counts) the rest, so a viewer on a slow link holds at most one frame
+//! and delays nobody.
+
+use std::time::Duration;
+
+use futures_lite::{future, stream};
+use hyper::header::HeaderValue;
+use hyper::{Response, StatusCode};
+use smol::Timer;
+
+use super::multipart;
+use super::respond::{Body, json_error, no_store, respond};
+use crate::clock::monotonic_now;
+use crate::frame::Frame;
+use crate::state::AppState;
+
+/// How long a snapshot waits for a frame when nothing is flowing.
+const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
+
+/// The live stream, until the bus closes (shutdown) or the client leaves.
+pub fn stream(state: &AppState) -> Response<Body> {
+    let viewer = state.bus.viewer();
+    let parts = stream::unfold(viewer, |mut v| async move {
+        let f = v.next().await?;
+        Some((Ok((f.jpeg.clone(), f.captured.unix_seconds())), v))
+    });
+    multipart::response(Box::pin(parts))
+}
+
+fn jpeg(frame: &Frame) -> Response<Body> {
+    let mut res = respond(StatusCode::OK, "image/jpeg", frame.jpeg.clone());
+    if let Ok(v) = HeaderValue::from_str(&format!("{:.6}", frame.captured.unix_seconds())) {
+        res.headers_mut().insert("x-timestamp", v);
+    }
+    no_store(res)
+}
+
+/// The newest frame. When frames are flowing it is sent at once; otherwise
+/// (nobody watching, so nothing is encoded) the request becomes a viewer
+/// for one frame.
+pub async fn snapshot(state: &AppState, path: &str) -> Response<Body> {
+    let fresh =
+        Duration::from_secs(2) / state.config.camera.fps.max(1) + Duration::from_millis(100);
+    if let Some(frame) = state.bus.latest()
+        && monotonic_now().saturating_sub(frame.captured.mono) < fresh
+    {
+        return jpeg(&frame);
+    }
+    let mut viewer = state.bus.viewer();
+    let frame = future::or(viewer.next(), async {
+        Timer::after(SNAPSHOT_WAIT).await;
+        None
+    })
+    .await;
+    match frame {
+        Some(frame) => jpeg(&frame),
+        None => json_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no frame from the camera",
+            path,
+        ),
+    }
+}

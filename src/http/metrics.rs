@@ -1,0 +1,221 @@
+//! `/metrics`: every counter of `/api/status` in Prometheus' text exposition
+//! format (version 0.0.4), one family per quantity with its `# HELP` and
+//! `# TYPE`, labels escaped as the format requires. The README's list of
+//! metric names is checked against this output by a test.
+
+use std::fmt::Write as _;
+
+use super::status::Status;
+
+/// The exposition being written.
+struct Exposition(String);
+
+impl Exposition {
+    /// One metric family and its samples: (labels, value); labels as
+    /// (name, value) pairs.
+    fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(&[(&str, &str)], f64)]) {
+        let out = &mut self.0;
+        let _ = writeln!(out, "# HELP blackbox_{name} {help}");
+        let _ = writeln!(out, "# TYPE blackbox_{name} {kind}");
+        for (labels, value) in samples {
+            let _ = write!(out, "blackbox_{name}");
+            if !labels.is_empty() {
+                out.push('{');
+                for (i, (k, v)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let escaped = v
+                        .replace('\\', "\\\\")
+                        .replace('"', "\\\"")
+                        .replace('\n', "\\n");
+                    let _ = write!(out, "{k}=\"{escaped}\"");
+                }
+                out.push('}');
+            }
+            let _ = writeln!(out, " {value}");
+        }
+    }
+
+    fn one(&mut self, name: &str, kind: &str, help: &str, value: f64) {
+        self.family(name, kind, help, &[(&[], value)]);
+    }
+}
+
+fn flag(b: bool) -> f64 {
+    f64::from(u8::from(b))
+}
+
+/// The text for `/metrics`.
+pub fn exposition(st: &Status) -> String {
+    let mut m = Exposition(String::new());
+    let f = &st.frames;
+    m.family(
+        "frames_total",
+        "counter",
+        "Frames through each stage.",
+        &[
+            (&[("stage", "captured")], f.captured as f64),
+            (&[("stage", "encoded")], f.encoded as f64),
+            (&[("stage", "passed_through")], f.passed_through as f64),
+            (&[("stage", "published")], f.published as f64),
+            (&[("stage", "idle")], f.idle as f64),
+            (&[("stage", "placeholder")], f.placeholders as f64),
+        ],
+    );
+    let d = &st.drops;
+    m.family(
+        "frames_dropped_total",
+        "counter",
+        "Frames dropped, by reason.",
+        &[
+            (&[("reason", "source")], d.source as f64),
+            (&[("reason", "encoder_busy")], d.encoder_busy as f64),
+            (&[("reason", "encode_error")], d.encode_error as f64),
+            (&[("reason", "convert")], d.convert as f64),
+            (&[("reason", "corrupt")], d.corrupt as f64),
+            (&[("reason", "bad_frame")], d.bad_frame as f64),
+            (&[("reason", "viewer_skipped")], d.viewer_skipped as f64),
+            (&[("reason", "ordered_overflow")], d.ordered_overflow as f64),
+        ],
+    );
+    m.one(
+        "capture_errors_total",
+        "counter",
+        "Source errors that closed and reopened the camera.",
+        d.capture_errors as f64,
+    );
+    m.family(
+        "fps",
+        "gauge",
+        "Frames per second: target, measured capture, measured output.",
+        &[
+            (&[("kind", "target")], f64::from(st.fps.target)),
+            (&[("kind", "capture")], st.fps.capture),
+            (&[("kind", "output")], st.fps.output),
+        ],
+    );
+    m.one(
+        "encode_mean_milliseconds",
+        "gauge",
+        "Mean JPEG encode time per frame.",
+        st.encode.mean_ms,
+    );
+    m.one(
+        "capture_streaming",
+        "gauge",
+        "1 while frames flow from the source.",
+        flag(st.source.state == "streaming"),
+    );
+    m.one("viewers", "gauge", "Live MJPEG viewers.", st.viewers as f64);
+    m.one(
+        "tap_clients",
+        "gauge",
+        "Connected frame-tap clients.",
+        st.tap_clients as f64,
+    );
+    m.one(
+        "http_connections",
+        "gauge",
+        "Open HTTP connections.",
+        st.http_connections as f64,
+    );
+    m.one(
+        "http_refused_total",
+        "counter",
+        "Connections turned away because every one allowed was busy.",
+        st.http_refused as f64,
+    );
+    m.one(
+        "uptime_seconds",
+        "gauge",
+        "Seconds since start.",
+        st.uptime_seconds,
+    );
+    let Some(r) = &st.recorder else {
+        m.one("recording", "gauge", "1 while recording is on.", 0.0);
+        return m.0;
+    };
+    let rs = &r.status;
+    m.one(
+        "recording",
+        "gauge",
+        "1 while recording is on.",
+        flag(rs.recording),
+    );
+    m.one(
+        "recorder_failing",
+        "gauge",
+        "1 while recording is on but frames cannot be written.",
+        flag(rs.state == "failing"),
+    );
+    m.family(
+        "recorder_frames_total",
+        "counter",
+        "Frames the recorder wrote, lost to a failing or full card, or dropped because the disk fell behind.",
+        &[
+            (&[("result", "written")], rs.frames_written as f64),
+            (&[("result", "lost")], rs.frames_lost as f64),
+            (&[("result", "dropped")], r.dropped as f64),
+        ],
+    );
+    m.family(
+        "recorder_segments_total",
+        "counter",
+        "Segments finished, ended early and recovered after a failed sync, and deleted by loop recording.",
+        &[
+            (&[("event", "finished")], rs.segments_finished as f64),
+            (&[("event", "recovered")], rs.segments_recovered as f64),
+            (&[("event", "deleted")], rs.segments_deleted as f64),
+        ],
+    );
+    m.one(
+        "recorder_write_errors_total",
+        "counter",
+        "Failed writes, segment creations, finishes and deletions.",
+        rs.write_errors as f64,
+    );
+    m.one(
+        "recorder_sync_errors_total",
+        "counter",
+        "Failed fdatasyncs of segments and fsyncs of their directory.",
+        rs.sync_errors as f64,
+    );
+    m.one(
+        "recorder_last_sync_age_seconds",
+        "gauge",
+        "Seconds since the last fdatasync (-1: none yet).",
+        rs.last_sync_age_ms.map_or(-1.0, |ms| ms as f64 / 1000.0),
+    );
+    m.one(
+        "recorder_max_sync_seconds",
+        "gauge",
+        "The longest fdatasync so far.",
+        rs.max_sync_ms / 1000.0,
+    );
+    m.one(
+        "recorder_max_command_seconds",
+        "gauge",
+        "The longest the recorder thread spent on one command or event.",
+        rs.max_command_ms / 1000.0,
+    );
+    m.one(
+        "recorder_segments_stored",
+        "gauge",
+        "Finished segments on the card (recordings and events).",
+        rs.segments_stored as f64,
+    );
+    m.family(
+        "storage_bytes",
+        "gauge",
+        "Bytes: used by recordings (with the open segment's data) and by events; the card's total, used and free.",
+        &[
+            (&[("kind", "recordings")], rs.recordings_bytes as f64),
+            (&[("kind", "events")], rs.events_bytes as f64),
+            (&[("kind", "disk_total")], rs.disk.total as f64),
+            (&[("kind", "disk_used")], rs.disk.used as f64),
+            (&[("kind", "disk_free")], rs.disk.free as f64),
+        ],
+    );
+    m.0
+}
