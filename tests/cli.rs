@@ -167,7 +167,7 @@ fn a_missing_camera_is_not_fatal() {
         "--size",
         "640x480",
     ]);
-    let st = server.wait_status(10, "no signal", |st| st["source"]["state"] == "no_signal");
+    let st = server.wait_status(60, "no signal", |st| st["source"]["state"] == "no_signal");
     assert!(
         st["source"]["last_error"]
             .as_str()
@@ -179,7 +179,7 @@ fn a_missing_camera_is_not_fatal() {
     assert_eq!(code, 200);
     let (_, w, h) = common::decode_luma(&body);
     assert_eq!((w, h), (640, 480));
-    server.wait_status(10, "retries", |st| {
+    server.wait_status(60, "retries", |st| {
         st["source"]["reconnects"].as_u64().unwrap() >= 2
     });
 }

@@ -93,7 +93,7 @@ fn a_killed_child_is_restarted() {
         &["--config", &cfg, "--size", "640x480", "--fps", "30"],
         &[("FAKE_RPICAM_ARGS", args_file.to_str().unwrap())],
     );
-    server.wait_status(10, "streaming", |st| st["source"]["state"] == "streaming");
+    server.wait_status(60, "streaming", |st| st["source"]["state"] == "streaming");
     let children = server.children();
     assert_eq!(children.len(), 1, "one rpicam-vid child: {children:?}");
     nix::sys::signal::kill(
@@ -101,7 +101,7 @@ fn a_killed_child_is_restarted() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let st = server.wait_status(15, "a restart", |st| {
+    let st = server.wait_status(60, "a restart", |st| {
         st["source"]["reconnects"].as_u64().unwrap() >= 1 && st["source"]["state"] == "streaming"
     });
     assert!(st["drops"]["capture_errors"].as_u64().unwrap() >= 1);
@@ -127,7 +127,7 @@ fn a_short_frame_is_counted_and_the_child_restarted() {
             ("FAKE_RPICAM_ONCE", once.to_str().unwrap()),
         ],
     );
-    let st = server.wait_status(15, "recovery", |st| {
+    let st = server.wait_status(60, "recovery", |st| {
         st["source"]["reconnects"].as_u64().unwrap() >= 1
             && st["source"]["state"] == "streaming"
             && st["frames"]["captured"].as_u64().unwrap() > 20

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Runs the VM suite for ARCH (x86_64 or aarch64): a Debian kernel under qemu
+# Runs a VM suite for ARCH (x86_64 or aarch64): a Debian kernel under qemu
 # (TCG, no KVM needed) with the vivid V4L2 driver loaded as /dev/video0, a
 # static blackbox, and the test runner (hil-tests/vm/runner) as the payload.
+# SUITE is ARCH's own suite by default, or `bench` (frame rates, printed).
 # Prints the runner's lines and its closing "N passed, M failed"; exits
 # non-zero on any failure, a crash, or a timeout. HIL_FILTER=TEXT runs only
 # the tests whose names contain TEXT.
 set -euo pipefail
-arch=${1:?usage: run.sh x86_64|aarch64}
+arch=${1:?usage: run.sh x86_64|aarch64 [SUITE]}
+suite=${2:-$arch}
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 timeout_s=${HIL_TIMEOUT:-420}
@@ -19,8 +21,10 @@ esac
 bin_dir=$(bash "$root/scripts/build-static.sh" "$triple")
 
 cache="$here/cache/$arch/root"
-kdir=$(ls -d "$cache"/lib/modules/*/ | head -n 1)
-kernel=$(ls "$cache"/boot/vmlinuz-* | head -n 1)
+kdirs=("$cache"/lib/modules/*/)
+kdir=${kdirs[0]}
+kernels=("$cache"/boot/vmlinuz-*)
+kernel=${kernels[0]}
 out="$here/out/$arch"
 rm -rf "$out"
 mkdir -p "$out/initramfs"/{bin,sbin,lib/modules,proc,sys,dev,tmp}
@@ -57,8 +61,8 @@ for m in \$(cat /lib/modules/order); do insmod /lib/modules/\$m.ko || echo "insm
 insmod /lib/modules/vivid.ko n_devs=1 node_types=0x1 || echo "insmod vivid failed"
 i=0
 while [ ! -e /dev/video0 ] && [ \$i -lt 50 ]; do sleep 0.1; i=\$((i+1)); done
-echo "hil: starting the $arch suite"
-/bin/blackbox-hil $arch "${HIL_FILTER:-}"
+echo "hil: starting the $suite suite"
+/bin/blackbox-hil $suite "${HIL_FILTER:-}"
 echo "hil: runner exit \$?"
 sync
 poweroff -f
@@ -69,6 +73,7 @@ chmod +x "$ird/init"
 # x86_64: the baseline qemu64 CPU model, not "max": TCG emulates AVX2 far
 # more slowly than SSE2, and with AVX2 offered libjpeg-turbo's dispatch and
 # vivid's pattern generator cannot keep 720p at 60 fps on two host cores.
+# shellcheck disable=SC2054 # commas belong to qemu's option values
 case "$arch" in
   x86_64)
     qemu=(qemu-system-x86_64 -accel tcg,thread=multi -cpu "${HIL_CPU:-qemu64}" -m 1024 -smp 2
@@ -87,7 +92,7 @@ echo "run: $arch VM finished in $(( $(date +%s) - start )) s" >&2
 
 summary=$(grep -E '^[0-9]+ passed, [0-9]+ failed$' "$out/console.log" | tail -n 1 || true)
 if [ -z "$summary" ]; then
-  echo "run: no summary from the $arch suite (crash or timeout); see $out/console.log" >&2
+  echo "run: no summary from the $suite suite (crash or timeout); see $out/console.log" >&2
   echo "0 passed, 1 failed"
   exit 1
 fi
