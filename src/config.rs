@@ -602,16 +602,22 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Defaults, then `file` if given, then `overrides`; validated.
     pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
-        let from_file = match file {
+        match file {
             Some(path) => {
                 let body = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
                     path: path.to_path_buf(),
                     error,
                 })?;
-                file_values(path, &body)?
+                Self::from_text(path, &body, overrides)
             }
-            None => Vec::new(),
-        };
+            None => Self::from_text(Path::new(""), "", overrides),
+        }
+    }
+
+    /// Defaults, then the TOML `body` (of the file at `path`, for
+    /// messages), then `overrides`; validated.
+    pub fn from_text(path: &Path, body: &str, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let from_file = file_values(path, body)?;
         let mut cfg = Config::default();
         for (key, value) in from_file
             .iter()
