@@ -63,22 +63,7 @@ fn play(path: &Path) -> Played {
     } else {
         None
     };
-    let out = Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
-        .arg(path)
-        .args(["-f", "null", "-", "-progress", "pipe:1", "-nostats"])
-        .output()
-        .expect("ffmpeg is installed");
-    let decoded = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("frame="))
-        .next_back()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0);
-    let mut errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if !out.status.success() && errors.is_empty() {
-        errors = format!("ffmpeg exited with {}", out.status);
-    }
+    let (decoded, errors) = common::ffmpeg_try_decode(path);
     Played {
         probed_frames,
         decoded,

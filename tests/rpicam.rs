@@ -145,9 +145,7 @@ fn a_short_frame_is_counted_and_the_child_restarted() {
 #[test]
 fn mjpeg_garbage_is_skipped_without_a_restart() {
     let dir = TempDir::new("rpicam-mjpeg");
-    let jpeg_path = dir.0.join("frame.jpg");
-    let img = blackbox::convert::I420::new(blackbox::frame::Size::new(640, 480)).unwrap();
-    std::fs::write(&jpeg_path, blackbox::encode::encode_i420(&img, 80).unwrap()).unwrap();
+    let jpeg_path = common::plain_jpeg(&dir, 640, 480);
     let cfg = config(&dir, &stand_in(), "pixel_format = \"mjpeg\"\n");
     let server = Server::start_with_env(
         &["--config", &cfg, "--size", "640x480", "--fps", "30"],
@@ -179,9 +177,7 @@ fn mjpeg_garbage_is_skipped_without_a_restart() {
 #[test]
 fn a_jpeg_that_never_ends_is_dropped_not_buffered() {
     let dir = TempDir::new("rpicam-noeoi");
-    let jpeg_path = dir.0.join("frame.jpg");
-    let img = blackbox::convert::I420::new(blackbox::frame::Size::new(640, 480)).unwrap();
-    std::fs::write(&jpeg_path, blackbox::encode::encode_i420(&img, 80).unwrap()).unwrap();
+    let jpeg_path = common::plain_jpeg(&dir, 640, 480);
     let cfg = config(&dir, &stand_in(), "pixel_format = \"mjpeg\"\n");
     // 16 MiB of one JPEG that never ends, then good frames again.
     let server = Server::start_with_env(

@@ -141,16 +141,8 @@ fn nothing_is_encoded_for_nobody() {
 #[test]
 fn twenty_viewers_and_one_that_never_reads() {
     let dir = TempDir::new("viewers");
-    let cfg = dir.0.join("blackbox.toml");
-    std::fs::write(&cfg, "[http]\nwrite_timeout = \"2s\"\n").unwrap();
-    let server = Server::start(&[
-        "--config",
-        cfg.to_str().unwrap(),
-        "--size",
-        "640x480",
-        "--fps",
-        "30",
-    ]);
+    let cfg = common::config_file(&dir, "[http]\nwrite_timeout = \"2s\"\n");
+    let server = Server::start(&["--config", &cfg, "--size", "640x480", "--fps", "30"]);
     // The stalled client: asks for the stream and never reads a byte.
     let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stalled
@@ -237,11 +229,10 @@ fn tap_delivers_every_frame_in_order_to_two_clients() {
     // A queue deep enough that a client busy decoding on a loaded machine
     // never falls out of it: this test is about order and completeness.
     let dir = TempDir::new("tap");
-    let cfg = dir.0.join("blackbox.toml");
-    std::fs::write(&cfg, "[tap]\nqueue_frames = 1000\n").unwrap();
+    let cfg = common::config_file(&dir, "[tap]\nqueue_frames = 1000\n");
     let server = Server::start(&[
         "--config",
-        cfg.to_str().unwrap(),
+        &cfg,
         "--size",
         "640x480",
         "--fps",
@@ -308,19 +299,7 @@ fn sigterm_exits_cleanly_within_two_seconds_with_viewers() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(800));
-    let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
-    let t0 = Instant::now();
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let status = loop {
-        if let Some(status) = server.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(2),
-            "still running 2 s after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let (status, _) = server.sigterm_within(Duration::from_secs(2));
     assert_eq!(status.code(), Some(0));
     for v in viewers {
         assert!(

@@ -155,6 +155,24 @@ impl Server {
         out
     }
 
+    /// Sends SIGTERM and waits for the exit, which must come within
+    /// `limit`; returns its status and how long it took.
+    pub fn sigterm_within(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let t0 = std::time::Instant::now();
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status, t0.elapsed());
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "still running {limit:?} after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Sends SIGTERM and returns what the server logged.
     pub fn terminate(&mut self) -> String {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -275,25 +293,50 @@ pub fn ffprobe(path: &Path) -> (u64, u32, u32) {
     )
 }
 
-/// Decodes every frame with ffmpeg; returns the number it decoded and
-/// whatever it reported as an error.
-pub fn ffmpeg_decode(path: &Path) -> (u64, String) {
+/// Decodes every frame with ffmpeg (stopping at the first error): the
+/// number it decoded, and whatever it reported (empty if all went well).
+pub fn ffmpeg_try_decode(path: &Path) -> (u64, String) {
     let out = Command::new("ffmpeg")
         .args(["-v", "error", "-xerror", "-i"])
         .arg(path)
         .args(["-f", "null", "-", "-progress", "pipe:1", "-nostats"])
         .output()
-        .expect("ffmpeg is installed");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let frames = text
+        .expect("ffmpeg is installed (scripts/deps.sh)");
+    let frames = String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("frame="))
         .next_back()
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
-    let errors = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(out.status.success(), "ffmpeg failed: {errors}");
+    let mut errors = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if !out.status.success() && errors.is_empty() {
+        errors = format!("ffmpeg exited with {}", out.status);
+    }
     (frames, errors)
+}
+
+/// Decodes every frame with ffmpeg, which must succeed; returns the number
+/// it decoded and whatever it reported.
+pub fn ffmpeg_decode(path: &Path) -> (u64, String) {
+    let (frames, errors) = ffmpeg_try_decode(path);
+    assert!(!errors.starts_with("ffmpeg exited"), "{errors}");
+    (frames, errors)
+}
+
+/// Writes `text` as `blackbox.toml` in `dir`; returns its path.
+pub fn config_file(dir: &TempDir, text: &str) -> String {
+    let path = dir.0.join("blackbox.toml");
+    std::fs::write(&path, text).unwrap();
+    path.display().to_string()
+}
+
+/// A plain JPEG of `size` (mid-grey) written to `dir/frame.jpg`, for the
+/// stand-in camera to send.
+pub fn plain_jpeg(dir: &TempDir, width: u32, height: u32) -> PathBuf {
+    let path = dir.0.join("frame.jpg");
+    let img = blackbox::convert::I420::new(blackbox::frame::Size::new(width, height)).unwrap();
+    std::fs::write(&path, blackbox::encode::encode_i420(&img, 80).unwrap()).unwrap();
+    path
 }
 
 /// GET a JSON document, panicking on failure.
