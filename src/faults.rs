@@ -37,13 +37,16 @@ mod imp {
 
     struct Cache {
         checked: Option<Instant>,
-        mtime: Option<SystemTime>,
+        /// The file as last read: modification time, inode and size (a
+        /// file renamed over it is a new inode even within one tick of the
+        /// coarse clock that stamps mtimes).
+        seen: Option<(SystemTime, u64, u64)>,
         faults: Faults,
     }
 
     static CACHE: Mutex<Cache> = Mutex::new(Cache {
         checked: None,
-        mtime: None,
+        seen: None,
         faults: Faults {
             clock_offset_ms: 0,
             slow_write_ms: 0,
@@ -81,9 +84,12 @@ mod imp {
             return c.faults;
         }
         c.checked = Some(Instant::now());
-        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
-        if mtime != c.mtime {
-            c.mtime = mtime;
+        let seen = std::fs::metadata(&path).ok().and_then(|m| {
+            use std::os::unix::fs::MetadataExt;
+            Some((m.modified().ok()?, m.ino(), m.len()))
+        });
+        if seen != c.seen {
+            c.seen = seen;
             c.faults = std::fs::read_to_string(&path)
                 .map(|t| parse(&t))
                 .unwrap_or_default();

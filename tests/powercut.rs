@@ -137,7 +137,7 @@ fn a_power_cut_loses_nothing_before_the_last_sync() {
     // Wait for a few syncs, note what is durable, and pull the plug.
     let st = server.wait_status(60, "three seconds recorded and synced", |st| {
         st["recorder"]["segment_synced_bytes"].as_u64().unwrap() > 0
-            && st["recorder"]["segment_frames"].as_u64().unwrap() >= 75
+            && st["recorder"]["segment_frames"].as_u64().unwrap() >= 100
     });
     let segment = st["recorder"]["segment"].as_str().unwrap().to_string();
     let synced = st["recorder"]["segment_synced_bytes"].as_u64().unwrap();

@@ -97,8 +97,10 @@ fn rec(st: &Value, key: &str) -> u64 {
         .unwrap_or_else(|| panic!("recorder.{key} in {st}"))
 }
 
-/// Frames dropped anywhere before or in the recorder, by counters that
-/// must explain every sequence number missing from the recordings.
+/// Frames that did not reach a recording, by counters that must explain
+/// every sequence number missing from the recordings: dropped before or in
+/// the recorder, lost to the card, or captured while recording was off
+/// (`idle`: nobody wanted them, so they were not even encoded).
 fn counted_drops(st: &Value) -> u64 {
     let d = &st["drops"];
     [
@@ -111,6 +113,7 @@ fn counted_drops(st: &Value) -> u64 {
     .iter()
     .map(|k| d[k].as_u64().unwrap())
     .sum::<u64>()
+        + st["frames"]["idle"].as_u64().unwrap()
         + rec(st, "dropped")
         + rec(st, "frames_lost")
 }
@@ -298,11 +301,10 @@ fn loop_recording_deletes_the_oldest_and_never_pauses() {
     loop {
         std::thread::sleep(Duration::from_millis(500));
         let st = server.status();
-        // The budget holds for what is finished plus the open segment's data.
-        assert!(
-            rec(&st, "recordings_bytes") <= budget + (1 << 20),
-            "over budget: {st}"
-        );
+        // Finished segments stay within the budget (the open one is held
+        // to it too, every second, so it may pass it by a second's worth).
+        let finished_bytes = rec(&st, "recordings_bytes") - rec(&st, "segment_bytes");
+        assert!(finished_bytes <= budget, "over budget: {st}");
         for p in finished(&recordings) {
             let s = seq_of(&p);
             if !seen.contains(&s) {
@@ -811,9 +813,11 @@ fn playback_downloads_and_names() {
         .min_by_key(|f| f.ts_ms.abs_diff(3000))
         .unwrap();
     let want = sequence_of(&scan::read_frame(&file, nearest, true).unwrap());
+    // Measured from the request: the server can send frame k no sooner than
+    // its recorded distance from the first, whatever the host's speed.
+    let t0 = Instant::now();
     let mut feed = MjpegReader::open(&server.url(&format!("/recordings/{name}/play?t=3")));
     let first = feed.next_part().unwrap();
-    let t0 = Instant::now();
     let ts0: f64 = first.headers["x-timestamp"].parse().unwrap();
     assert_eq!(sequence_of(&first.data), want);
     let mut last = want;
@@ -824,7 +828,7 @@ fn playback_downloads_and_names() {
         last = seq;
         let ts: f64 = part.headers["x-timestamp"].parse().unwrap();
         assert!(
-            t0.elapsed().as_secs_f64() >= (ts - ts0) - 0.05,
+            t0.elapsed().as_secs_f64() >= (ts - ts0) - 0.002,
             "replay ran ahead of the recording"
         );
     }

@@ -20,7 +20,7 @@ fn config(dir: &TempDir, program: &str, extra: &str) -> String {
     std::fs::write(
         &path,
         format!(
-            "[camera]\nsource = \"rpicam\"\nrpicam_path = \"{program}\"\ntimeout = \"1s\"\n{extra}"
+            "[camera]\nsource = \"rpicam\"\nrpicam_path = \"{program}\"\ntimeout = \"5s\"\n{extra}"
         ),
     )
     .unwrap();

@@ -152,20 +152,28 @@ fn twenty_viewers_and_one_that_never_reads() {
     let rss_before = server.rss_kib();
 
     let url = server.url("/video_feed");
+    // Every viewer reads until all twenty are connected and it has 30 parts
+    // (none leaves early, whatever the host's speed).
+    let all_in = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let viewers: Vec<_> = (0..20)
         .map(|_| {
-            let url = url.clone();
+            let (url, all_in) = (url.clone(), all_in.clone());
             std::thread::spawn(move || {
                 let mut feed = MjpegReader::open(&url);
-                (0..30)
-                    .map(|_| sequence_of(&feed.next_part().expect("stream ended early").data))
-                    .collect::<Vec<u32>>()
+                let mut seqs = Vec::new();
+                while seqs.len() < 30 || !all_in.load(std::sync::atomic::Ordering::SeqCst) {
+                    seqs.push(sequence_of(
+                        &feed.next_part().expect("stream ended early").data,
+                    ));
+                }
+                seqs
             })
         })
         .collect();
     server.wait_status(60, "20 viewers and the stalled one", |st| {
         st["viewers"] == 21
     });
+    all_in.store(true, std::sync::atomic::Ordering::SeqCst);
     let mut rss_during = server.rss_kib();
     let mut results = Vec::new();
     for v in viewers {
@@ -175,7 +183,7 @@ fn twenty_viewers_and_one_that_never_reads() {
     for (i, seqs) in results.iter().enumerate() {
         // Each got the newest frame whenever it could take one: in order,
         // each one whole (a slow viewer skips frames, it never queues them).
-        assert_eq!(seqs.len(), 30, "viewer {i}");
+        assert!(seqs.len() >= 30, "viewer {i}");
         assert_increasing(seqs);
     }
     // The stalled client costs at most a frame or two, not a growing queue.

@@ -15,7 +15,8 @@
 //!   and ends the segment: the kernel may have dropped the pages it could
 //!   not write, so the file is read back from the card by recovery, which
 //!   keeps only the frames that check out. The next frame starts a new one.
-//! - **Space.** After each close, whenever free space falls under
+//! - **Space.** After each close, every second while recordings (the open
+//!   segment counted by its data) exceed `max_usage` or free space is under
 //!   `min_free`, and on ENOSPC, the oldest unprotected segments are deleted
 //!   (see [`Store::enforce`]); a write that failed with ENOSPC is retried once
 //!   after freeing space.
@@ -597,11 +598,15 @@ impl Worker {
             self.sync();
         }
         if self.last_space_check.elapsed() >= Duration::from_secs(1) {
+            // Between closes the open segment grows: hold the budget with it
+            // counted, and keep the card's reserve free.
             self.last_space_check = Instant::now();
-            if let Ok(d) = store::disk(&self.store.root)
-                && d.free < self.cfg.record.min_free.bytes(d.total)
-            {
-                self.enforce();
+            if let Ok(d) = store::disk(&self.store.root) {
+                let open = self.open.as_ref().map_or(0, |o| o.writer.bytes());
+                let over = self.store.usage().0 + open > self.cfg.record.max_usage.bytes(d.total);
+                if over || d.free < self.cfg.record.min_free.bytes(d.total) {
+                    self.enforce();
+                }
             }
         }
         // A window matters until every segment it could touch has closed.
