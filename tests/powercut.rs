@@ -134,15 +134,22 @@ fn a_power_cut_loses_nothing_before_the_last_sync() {
         "--quality",
         "85",
     ]);
-    // Wait for a few syncs, note what is durable, and pull the plug.
-    let st = server.wait_status(60, "three seconds recorded and synced", |st| {
-        st["recorder"]["segment_synced_bytes"].as_u64().unwrap() > 0
-            && st["recorder"]["segment_frames"].as_u64().unwrap() >= 100
-    });
-    let segment = st["recorder"]["segment"].as_str().unwrap().to_string();
-    let synced = st["recorder"]["segment_synced_bytes"].as_u64().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    server.child.kill().unwrap();
+    // Wait for a few syncs, note what is durable, let more frames follow
+    // the last sync, and pull the plug, unless the segment changed in the
+    // meantime (a segment boundary): then measure again.
+    let (segment, synced) = loop {
+        let st = server.wait_status(60, "seconds recorded and synced", |st| {
+            st["recorder"]["segment_synced_bytes"].as_u64().unwrap() > 0
+                && st["recorder"]["segment_frames"].as_u64().unwrap() >= 100
+        });
+        let segment = st["recorder"]["segment"].as_str().unwrap().to_string();
+        let synced = st["recorder"]["segment_synced_bytes"].as_u64().unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        if server.status()["recorder"]["segment"] == segment.as_str() {
+            server.child.kill().unwrap();
+            break (segment, synced);
+        }
+    };
     server.child.wait().unwrap();
     let part = data.join("recordings").join(format!("{segment}.part"));
     assert!(part.exists(), "kill -9 left {}", part.display());
