@@ -336,7 +336,9 @@ fn loop_recording_deletes_the_oldest_and_never_pauses() {
         assert!(Instant::now() < deadline, "the loop never deleted 5: {st}");
     }
     request("POST", &server.url("/api/recording/stop"));
-    let st = server.wait_status(30, "stopped", |st| st["recorder"]["segment"].is_null());
+    let st = server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped" && st["recorder"]["segment"].is_null()
+    });
     let segs = finished(&recordings);
     assert!(segs.len() >= 2);
     // Recording never paused: the segments left are contiguous, with any
@@ -514,7 +516,9 @@ fn a_card_full_of_other_files_fails_honestly_and_recovers() {
         rec(st, "frames_written") > written + 25
     });
     request("POST", &server.url("/api/recording/stop"));
-    let st = server.wait_status(30, "stopped", |st| st["recorder"]["segment"].is_null());
+    let st = server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped" && st["recorder"]["segment"].is_null()
+    });
     let log = server.terminate();
     assert_eq!(
         lines_with(&log, "recorder: writing frames"),
@@ -554,8 +558,11 @@ fn failed_syncs_end_the_segment_and_are_counted() {
     );
     set_faults(&faults, "fail_dir_sync = 1\n");
     let errors = rec(&st, "sync_errors");
-    // Closing and opening a segment fsync the directory.
+    // Closing and opening a segment fsync the directory. (A start right
+    // after a stop may reach the recorder as the start alone: only the
+    // latest wish counts. So wait for the stop to take effect.)
     request("POST", &server.url("/api/recording/stop"));
+    server.wait_status(60, "stopped", |st| st["recorder"]["state"] == "stopped");
     request("POST", &server.url("/api/recording/start"));
     server.wait_status(60, "a failed directory sync", |st| {
         rec(st, "sync_errors") >= errors + 2
@@ -575,7 +582,9 @@ fn failed_syncs_end_the_segment_and_are_counted() {
         "{line}"
     );
     request("POST", &server.url("/api/recording/stop"));
-    let st = server.wait_status(30, "stopped", |st| st["recorder"]["segment"].is_null());
+    let st = server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped" && st["recorder"]["segment"].is_null()
+    });
     let log = server.terminate();
     // Each run of failures: one line as it begins, one as it ends.
     for run in [
@@ -622,7 +631,9 @@ fn the_wall_clock_stepping_a_day_either_way() {
     set_faults(&faults, "clock_offset_ms = 86400000\n");
     finished_after(3);
     request("POST", &server.url("/api/recording/stop"));
-    let st = server.wait_status(30, "stopped", |st| st["recorder"]["segment"].is_null());
+    let st = server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped" && st["recorder"]["segment"].is_null()
+    });
     assert!(rec(&st, "segments_deleted") >= 1, "the loop ran: {st}");
     let segs = finished(&recordings);
     for p in &segs {
@@ -801,7 +812,9 @@ fn playback_downloads_and_names() {
     let (code, _, _) = request("DELETE", &server.url(&format!("/api/recordings/{current}")));
     assert_eq!(code, 409);
     request("POST", &server.url("/api/recording/stop"));
-    server.wait_status(30, "stopped", |st| st["recorder"]["segment"].is_null());
+    server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped" && st["recorder"]["segment"].is_null()
+    });
 
     let list = common::testkit_get_json(&server.url("/api/recordings"));
     // The longest (an hour boundary may have split the recording in two).
@@ -919,7 +932,9 @@ fn downloads_and_replays_carry_on_while_their_segment_is_protected() {
     let server = start(&dir.0, "segment_seconds = 3600\n", &["--quality", "95"]);
     server.wait_status(60, "frames", |st| rec(st, "frames_written") >= 100);
     request("POST", &server.url("/api/recording/stop"));
-    let st = server.wait_status(30, "stopped", |st| st["recorder"]["segment"].is_null());
+    let st = server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped" && st["recorder"]["segment"].is_null()
+    });
     let list = common::testkit_get_json(&server.url("/api/recordings"));
     let name = list["recordings"]
         .as_array()
