@@ -95,6 +95,19 @@ fn main() -> std::io::Result<()> {
     )?;
     std::fs::write(config.join("bad.toml"), "[camera]\nfsp = 15\n[record\n")?;
 
+    let origins = dir("origin")?;
+    for (i, seed) in [
+        "192.168.1.20:8080\nhttp://192.168.1.20:8080\n",
+        "dashcam.example\n\nhttp://dashcam.example/recordings\n",
+        "[::1]:8080\nnull\n",
+        "evil.example\nhttp://evil.example\n",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::write(origins.join(format!("o{i}")), seed)?;
+    }
+
     let jpegs = dir("jpeg")?;
     let real = encode::encode_i420(
         &I420::new(Size::new(320, 240)).map_err(std::io::Error::other)?,

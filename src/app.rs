@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use smol::{Async, Executor, Timer};
 
+use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::capture;
 use crate::config::Config;
@@ -20,7 +21,9 @@ use crate::pipeline::{Camera, EncodeSettings, Opener, Pipeline};
 use crate::record::recorder::{Recorder, RecorderConfig};
 use crate::state::AppState;
 use crate::stats::Stats;
+use crate::supervise::Health;
 use crate::sync::Shutdown;
+use crate::systemd::Supervisor;
 
 /// Why blackbox stopped with an error.
 #[derive(Debug)]
@@ -37,6 +40,10 @@ pub enum AppError {
     Data(std::path::PathBuf, std::io::Error),
     /// A thread or socket could not be set up.
     Io(std::io::Error),
+    /// The password file is unreadable or malformed.
+    Password(crate::auth::password::PasswordError),
+    /// Asked to listen beyond loopback with no password set.
+    NoPassword(SocketAddr),
 }
 
 impl fmt::Display for AppError {
@@ -52,6 +59,12 @@ impl fmt::Display for AppError {
                 dir.display()
             ),
             Self::Io(e) => write!(f, "{e}"),
+            Self::Password(e) => write!(f, "{e} (http.password_file)"),
+            Self::NoPassword(addr) => write!(
+                f,
+                "refusing to listen on {addr} (http.listen) without a password: set one with \
+                 `blackbox passwd FILE` and name FILE in http.password_file (--password-file)"
+            ),
         }
     }
 }
@@ -73,6 +86,20 @@ fn bind(field: &'static str, addr: SocketAddr) -> Result<Async<TcpListener>, App
 /// Runs blackbox until SIGTERM or SIGINT.
 pub fn run(mut config: Config) -> Result<(), AppError> {
     fit_file_limit(&mut config);
+    // Who may come in is settled before anyone can: no password, no network.
+    let auth = Arc::new(
+        Auth::new(
+            config.http.password_file.as_deref(),
+            &config.http.allowed_hosts,
+        )
+        .map_err(AppError::Password)?,
+    );
+    if !config.http.listen.ip().is_loopback() && !auth.required() {
+        return Err(AppError::NoPassword(config.http.listen));
+    }
+    if auth.required() {
+        log::info!("a password is set: every route but /login and /healthz needs it");
+    }
     // Sockets first: a bad address must fail before anything starts.
     let http_listener = bind("http.listen", config.http.listen)?;
     let tap_listener = match config.tap.listen {
@@ -98,6 +125,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     let usr1_rx = Async::new(usr1_rx)?;
 
     let stats = Arc::new(Stats::default());
+    let health = Arc::new(Health::default());
     let bus = Bus::new();
     let quality = config.encode.quality;
     let camera = {
@@ -120,13 +148,13 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             event_budget: config.event_budget(),
         };
         Some(
-            Recorder::start(rc, bus.clone())
+            Recorder::start(rc, bus.clone(), health.clone())
                 .map_err(|e| AppError::Data(config.record.dir.clone(), e))?,
         )
     } else {
         None
     };
-    let pipeline = Pipeline::start(camera, settings, bus.clone(), stats.clone())?;
+    let pipeline = Pipeline::start(camera, settings, bus.clone(), stats.clone(), health.clone())?;
 
     let http_addr = http_listener.get_ref().local_addr()?;
     let tap_addr = match &tap_listener {
@@ -145,7 +173,10 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         tap_clients: AtomicUsize::new(0),
         shutdown: Shutdown::default(),
         recorder: recorder.as_ref().map(Recorder::handle),
+        auth,
+        health: health.clone(),
     });
+    let supervisor = Supervisor::start(state.clone())?;
 
     let ex = Arc::new(Executor::new());
     smol::block_on(ex.run(async {
@@ -156,11 +187,15 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
                 .detach();
         }
         let sampler = {
-            let (stats, bus) = (stats.clone(), bus.clone());
+            let (stats, bus, health) = (stats.clone(), bus.clone(), health.clone());
             ex.spawn(async move {
                 loop {
                     stats.sample_rates(bus.published.get());
-                    Timer::after(Duration::from_secs(1)).await;
+                    // The executor answers: one of the stages the watchdog
+                    // is fed for.
+                    health.executor.beat();
+                    crate::faults::hold_while(|f| f.wedge_executor);
+                    Timer::after(Duration::from_millis(500)).await;
                 }
             })
         };
@@ -176,9 +211,11 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             .detach();
         }
 
+        supervisor.ready();
         let mut byte = [0u8; 1];
         let _ = signal_rx.read_with(|mut s| s.read(&mut byte)).await;
         log::info!("shutting down");
+        supervisor.stopping();
         state.shutdown.trigger();
         bus.close();
         drop(sampler);
@@ -192,6 +229,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         }
     }));
     drop(ex);
+    supervisor.join();
     pipeline.shutdown();
     if let Some(r) = recorder {
         // The bus is closed: the recorder finishes its segment and exits.

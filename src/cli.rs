@@ -49,6 +49,26 @@ enum Command {
         #[arg(long)]
         quick: bool,
     },
+    /// Set the password (stored as an argon2id hash in FILE).
+    ///
+    /// On a terminal it is asked twice, without echo; otherwise one line is
+    /// read from stdin (`echo 'secret' | blackbox passwd FILE`).
+    Passwd {
+        /// The password file (http.password_file)
+        file: PathBuf,
+    },
+    /// Give a new dashcam a unique password, if FILE holds none.
+    ///
+    /// The clear text goes to --show-in (the boot partition) and stdout
+    /// (the console); the page asks the owner to change it.
+    Firstboot {
+        /// The password file (http.password_file)
+        #[arg(long, value_name = "FILE")]
+        password_file: PathBuf,
+        /// Also write the clear text here (e.g. /boot/firmware/blackbox-password.txt)
+        #[arg(long, value_name = "FILE")]
+        show_in: Option<PathBuf>,
+    },
     /// List V4L2 devices: inputs, pixel formats, sizes and frame rates.
     ///
     /// With no DEVICE, every /dev/video* node is listed.
@@ -90,6 +110,9 @@ struct RunArgs {
     /// HTTP address, IP:PORT; port 0 picks a free port [default: 127.0.0.1:8080]
     #[arg(long, value_name = "ADDR")]
     listen: Option<String>,
+    /// The password file (written by `blackbox passwd`); needed to listen beyond loopback
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<String>,
     /// Serve every frame over TCP at IP:PORT (4-byte big-endian length, then the JPEG)
     #[arg(long, value_name = "ADDR")]
     tap: Option<String>,
@@ -116,6 +139,27 @@ pub fn main() -> i32 {
     match cli.command {
         Command::Run(args) => run(*args),
         Command::Probe { device, json } => probe(device, json),
+        Command::Passwd { file } => match crate::account::passwd(&file) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("blackbox: {e}");
+                1
+            }
+        },
+        Command::Firstboot {
+            password_file,
+            show_in,
+        } => match crate::account::firstboot(&password_file, show_in.as_deref()) {
+            Ok(crate::account::FirstBoot::AlreadySet) => {
+                eprintln!("blackbox: a password is already set; nothing changed");
+                0
+            }
+            Ok(_) => 0,
+            Err(e) => {
+                eprintln!("blackbox: {e}");
+                1
+            }
+        },
         Command::Recover { dir } => recover(&dir),
         Command::Verify { file, quick } => verify(&file, quick),
     }
@@ -200,6 +244,7 @@ fn run(args: RunArgs) -> i32 {
         ("camera.pixel_format", args.pixel_format),
         ("encode.quality", args.quality),
         ("http.listen", args.listen),
+        ("http.password_file", args.password_file),
         ("tap.listen", args.tap),
         ("record.dir", args.data),
         ("record.enabled", args.record),
@@ -215,7 +260,12 @@ fn run(args: RunArgs) -> i32 {
     };
     match app::run(config) {
         Ok(()) => 0,
-        Err(e @ (AppError::Bind { .. } | AppError::Data(..))) => {
+        Err(
+            e @ (AppError::Bind { .. }
+            | AppError::Data(..)
+            | AppError::NoPassword(_)
+            | AppError::Password(_)),
+        ) => {
             eprintln!("blackbox: {e}");
             2
         }

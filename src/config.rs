@@ -176,6 +176,12 @@ pub struct HttpConfig {
     /// Connections open at once; past it the longest-idle one is closed to
     /// make room, and a new one is refused only if none is idle.
     pub max_connections: usize,
+    /// The file holding the password's hash; `None` (or a missing file): no
+    /// password, and loopback only.
+    pub password_file: Option<PathBuf>,
+    /// Names the device answers to besides `localhost`, its host name, that
+    /// name `.local`, and IP literals (a guard against DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The frame tap: every frame to local programs over TCP.
@@ -249,6 +255,8 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
                 write_timeout: Duration::from_secs(5),
                 max_connections: 256,
+                password_file: None,
+                allowed_hosts: Vec::new(),
             },
             tap: TapConfig {
                 listen: None,
@@ -411,6 +419,36 @@ const FIELDS: &[Field] = &[
         flag: None,
         apply: |c, v| {
             c.http.max_connections = number(v, 8, 100_000)? as usize;
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.password_file",
+        flag: Some("--password-file"),
+        apply: |c, v| {
+            c.http.password_file = match v.trim() {
+                "" | "none" => None,
+                p => Some(PathBuf::from(p)),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.allowed_hosts",
+        flag: None,
+        apply: |c, v| {
+            c.http.allowed_hosts = v
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+                .collect();
+            if let Some(bad) = c.http.allowed_hosts.iter().find(|h| {
+                !h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            }) {
+                return Err(format!("{bad:?} is not a host name"));
+            }
             Ok(())
         },
     },
@@ -656,6 +694,14 @@ impl Config {
                 "the test pattern renders sizes from {min} to {max}"
             )));
         }
+        if self.tap.listen.is_some_and(|a| !a.ip().is_loopback()) {
+            return Err(invalid(
+                "tap.listen",
+                Some("--tap"),
+                &self.tap.listen.map(|a| a.to_string()).unwrap_or_default(),
+                "the tap has no login: it listens on loopback only (127.0.0.1 or ::1)".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -721,10 +767,27 @@ fn file_values(path: &Path, body: &str) -> Result<Vec<(&'static str, String)>, C
                 }
                 DeValue::Float(f) => f.as_str().replace('_', ""),
                 DeValue::Boolean(b) => b.to_string(),
+                // A list of strings is one value, comma-separated.
+                DeValue::Array(items)
+                    if items
+                        .iter()
+                        .all(|i| matches!(i.get_ref(), DeValue::String(_))) =>
+                {
+                    items
+                        .iter()
+                        .filter_map(|i| match i.get_ref() {
+                            DeValue::String(s) => Some(s.to_string()),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
                 _ => {
                     return Err(at(
                         value.span().start,
-                        format!("`{full}` takes a string, a number or true/false"),
+                        format!(
+                            "`{full}` takes a string, a number, true/false or a list of strings"
+                        ),
                     ));
                 }
             };

@@ -13,6 +13,7 @@
 //! | `slow_write_ms` | the recorder sleeps this long before every frame it writes |
 //! | `fail_sync` | `1`: every `fdatasync` of a segment fails with EIO |
 //! | `fail_dir_sync` | `1`: every directory fsync fails with EIO |
+//! | `wedge_capture`, `wedge_encoder`, `wedge_recorder`, `wedge_executor` | `1`: that stage stops making progress (a thread stuck in a driver, a deadlock) until the flag is cleared |
 //!
 //! The file is read again when its modification time changes, checked at most
 //! every 20 ms. Without the feature every function here is a constant and the
@@ -25,6 +26,10 @@ pub struct Faults {
     pub slow_write_ms: u64,
     pub fail_sync: bool,
     pub fail_dir_sync: bool,
+    pub wedge_capture: bool,
+    pub wedge_encoder: bool,
+    pub wedge_recorder: bool,
+    pub wedge_executor: bool,
 }
 
 #[cfg(feature = "fault-injection")]
@@ -52,6 +57,10 @@ mod imp {
             slow_write_ms: 0,
             fail_sync: false,
             fail_dir_sync: false,
+            wedge_capture: false,
+            wedge_encoder: false,
+            wedge_recorder: false,
+            wedge_executor: false,
         },
     });
 
@@ -67,6 +76,10 @@ mod imp {
                 "slow_write_ms" => f.slow_write_ms = v.parse().unwrap_or(0),
                 "fail_sync" => f.fail_sync = v == "1",
                 "fail_dir_sync" => f.fail_dir_sync = v == "1",
+                "wedge_capture" => f.wedge_capture = v == "1",
+                "wedge_encoder" => f.wedge_encoder = v == "1",
+                "wedge_recorder" => f.wedge_recorder = v == "1",
+                "wedge_executor" => f.wedge_executor = v == "1",
                 _ => {}
             }
         }
@@ -109,6 +122,14 @@ pub fn current() -> Faults {
 #[inline(always)]
 pub fn current() -> Faults {
     Faults::default()
+}
+
+/// Holds the calling thread while `wedged` says so (a stage stuck in a
+/// driver or a deadlock, as far as anyone watching can tell).
+pub fn hold_while(wedged: fn(&Faults) -> bool) {
+    while wedged(&current()) {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 /// The error an injected failure reports: EIO, exactly as a failing card's.

@@ -16,7 +16,9 @@
 //! compress it with mozjpeg's raw-data interface. Counters live in
 //! [`stats::Stats`] and are read by `/api/status` and `/metrics`.
 
+pub mod account;
 pub mod app;
+pub mod auth;
 pub mod bus;
 pub mod capture;
 pub mod cli;
@@ -37,5 +39,7 @@ pub mod probe;
 pub mod record;
 pub mod state;
 pub mod stats;
+pub mod supervise;
 pub mod sync;
+pub mod systemd;
 pub mod tap;

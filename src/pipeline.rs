@@ -36,6 +36,7 @@ use crate::convert::{self, I420};
 use crate::encode;
 use crate::frame::{Frame, PixelFormat, RawFrame};
 use crate::stats::{CaptureState, Stats};
+use crate::supervise::Health;
 use crate::sync::lock;
 
 /// Opens (or reopens) the source; called on the capture thread.
@@ -147,6 +148,7 @@ impl Pipeline {
         settings: EncodeSettings,
         bus: Arc<Bus>,
         stats: Arc<Stats>,
+        health: Arc<Health>,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let workers_n = settings.workers.max(1);
@@ -160,11 +162,14 @@ impl Pipeline {
             let sequencer = sequencer.clone();
             let pool = pool.clone();
             let stats = stats.clone();
+            let health = health.clone();
             let quality = settings.quality;
             workers.push(
                 std::thread::Builder::new()
                     .name(format!("encode-{i}"))
-                    .spawn(move || encode_worker(rx, quality, &sequencer, &pool, &stats))?,
+                    .spawn(move || {
+                        encode_worker(rx, quality, &sequencer, &pool, &stats, &health)
+                    })?,
             );
         }
         drop(rx);
@@ -186,6 +191,7 @@ impl Pipeline {
                         sequencer,
                         pool,
                         stats,
+                        health,
                         bus,
                         next_index: 0,
                         last_seq: None,
@@ -229,6 +235,7 @@ struct Capture {
     sequencer: Arc<Sequencer>,
     pool: Arc<Pool>,
     stats: Arc<Stats>,
+    health: Arc<Health>,
     bus: Arc<Bus>,
     next_index: u64,
     last_seq: Option<u64>,
@@ -247,7 +254,7 @@ impl Capture {
                     log::warn!("cannot open the camera: {e}; retrying in {backoff:?}");
                     self.stats.capture_errors.inc();
                     self.stats.set_no_signal(e.to_string(), true);
-                    wait_to_reopen(backoff, &camera.present, stop);
+                    wait_to_reopen(backoff, &camera.present, stop, &self.health);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
@@ -266,6 +273,11 @@ impl Capture {
             self.last_seq = None;
             let mut streaming_since = Instant::now();
             while !stop.load(Ordering::SeqCst) {
+                // Test-only: a capture thread stuck in the driver.
+                crate::faults::hold_while(|f| f.wedge_capture);
+                // Every turn is progress, a timeout or an error included:
+                // those are handled (placeholder, reopen), not a hang.
+                self.health.capture.beat();
                 match source.next_frame() {
                     Ok(frame) => {
                         if let Some(info) = announced.take() {
@@ -294,7 +306,7 @@ impl Capture {
             }
             drop(source);
             if !stop.load(Ordering::SeqCst) {
-                wait_to_reopen(backoff, &camera.present, stop);
+                wait_to_reopen(backoff, &camera.present, stop, &self.health);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
@@ -370,7 +382,9 @@ impl Capture {
             source_format: raw.format,
         };
         // Only this thread sends, and the queue had room above.
+        self.health.encoders.submitted();
         if let Err(e) = self.tx.try_send(job) {
+            self.health.encoders.completed(); // never given after all
             let job = e.into_inner();
             self.stats.dropped_busy.inc();
             self.sequencer.complete(job.index, None);
@@ -391,8 +405,11 @@ fn encode_worker(
     sequencer: &Sequencer,
     pool: &Pool,
     stats: &Stats,
+    health: &Health,
 ) {
     while let Ok(job) = rx.recv_blocking() {
+        // Test-only: an encoder that never comes back.
+        crate::faults::hold_while(|f| f.wedge_encoder);
         let t0 = Instant::now();
         let result = encode::encode_i420(&job.img, quality);
         stats.encode_ns.add(t0.elapsed().as_nanos() as u64);
@@ -416,15 +433,17 @@ fn encode_worker(
         };
         sequencer.complete(job.index, frame);
         pool.put(job.img);
+        health.encoders.completed();
     }
 }
 
 /// Sleeps for `total`, or until stopped, or until the camera reappears
 /// (absent at some point during the wait, then present).
-fn wait_to_reopen(total: Duration, present: &Presence, stop: &AtomicBool) {
+fn wait_to_reopen(total: Duration, present: &Presence, stop: &AtomicBool, health: &Health) {
     let deadline = Instant::now() + total;
     let mut was_absent = present() == Some(false);
     while !stop.load(Ordering::SeqCst) {
+        health.capture.beat();
         let now = Instant::now();
         if now >= deadline {
             break;
@@ -567,7 +586,14 @@ mod tests {
             workers: 1,
         };
         let camera = Camera::new(open, Size::new(320, 240));
-        let pipeline = Pipeline::start(camera, settings, bus.clone(), stats.clone()).unwrap();
+        let pipeline = Pipeline::start(
+            camera,
+            settings,
+            bus.clone(),
+            stats.clone(),
+            Arc::new(Health::default()),
+        )
+        .unwrap();
         let seqs: Vec<u64> = std::iter::from_fn(|| rx.recv_blocking())
             .filter(|f| !f.placeholder)
             .take(3)

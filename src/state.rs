@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
+use crate::auth::Auth;
 use crate::bus::Bus;
 use crate::config::Config;
 use crate::net::Connections;
 use crate::record::recorder::RecorderHandle;
 use crate::stats::Stats;
+use crate::supervise::Health;
 use crate::sync::Shutdown;
 
 /// Everything the HTTP handlers and the tap share.
@@ -26,6 +28,10 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// The recorder, unless recording is disabled.
     pub recorder: Option<RecorderHandle>,
+    /// The password, sessions and origin checks.
+    pub auth: Arc<Auth>,
+    /// Every stage's progress (`/healthz`, the watchdog).
+    pub health: Arc<Health>,
 }
 
 /// Counts something for as long as it lives.

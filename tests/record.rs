@@ -905,7 +905,7 @@ fn playback_downloads_and_names() {
     let mut raw = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     use std::io::{Read, Write};
     raw.write_all(
-        b"GET /recordings/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /recordings/../../etc/passwd HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
     )
     .unwrap();
     let mut reply = String::new();

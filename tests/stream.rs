@@ -146,7 +146,7 @@ fn twenty_viewers_and_one_that_never_reads() {
     // The stalled client: asks for the stream and never reads a byte.
     let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
     stalled
-        .write_all(b"GET /video_feed HTTP/1.1\r\nHost: test\r\n\r\n")
+        .write_all(b"GET /video_feed HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let rss_before = server.rss_kib();

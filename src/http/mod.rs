@@ -16,8 +16,10 @@
 //! each connection finishes gracefully: the bus is closed, so every stream
 //! body ends and the response completes.
 
+mod guard;
 mod io;
 mod live;
+mod login;
 mod metrics;
 mod multipart;
 pub mod range;
@@ -97,13 +99,17 @@ async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {
     };
     let slot = Arc::new(slot);
     let _ = stream.get_ref().set_nodelay(true);
+    let peer = stream
+        .get_ref()
+        .peer_addr()
+        .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
     let io = io::WriteTimeout::new(FuturesIo::new(stream), state.config.http.write_timeout);
     let (svc_state, svc_slot) = (state.clone(), slot.clone());
     let svc = service_fn(move |req| {
         let state = svc_state.clone();
         let busy = svc_slot.busy();
         async move {
-            let res = routes::handle(req, &state).await;
+            let res = routes::handle(req, &state, peer).await;
             Ok::<_, Infallible>(res.map(|body| while_sending(body, busy)))
         }
     });

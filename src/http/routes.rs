@@ -1,19 +1,41 @@
-//! Request routing: which path does what, method checks, JSON errors.
+//! Request routing: the guard first (host, login, origin; see
+//! [`super::guard`]), then which path does what, method checks, JSON errors.
+
+use std::net::IpAddr;
 
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::live;
 use super::respond::{Body, json_error, no_store, not_allowed, respond};
 use super::status::Status;
+use super::{guard, live, login};
 use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
 
-/// Answers one request.
-pub async fn handle(req: Request<Incoming>, state: &AppState) -> Response<Body> {
+/// Answers one request from `peer`.
+pub async fn handle(req: Request<Incoming>, state: &AppState, peer: IpAddr) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
+    if let Err(res) = guard::check(req.method(), &path, req.headers(), peer, &state.auth).await {
+        return res;
+    }
+    match (req.method(), path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/healthz") => {
+            let (code, word) = match state.health.check() {
+                Ok(()) => (StatusCode::OK, "ok\n"),
+                Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "stalled\n"),
+            };
+            return no_store(respond(code, "text/plain; charset=utf-8", word));
+        }
+        (&Method::GET | &Method::HEAD, "/login") => return login::login_page(&state.auth),
+        (&Method::POST, "/login") => return login::login(req, peer, &state.auth).await,
+        (&Method::POST, "/logout") => return login::logout(&req, &state.auth),
+        (&Method::POST, "/api/password") => return login::change(req, peer, &state.auth).await,
+        (_, "/healthz" | "/login") => return not_allowed("GET, HEAD, POST", &path),
+        (_, "/logout" | "/api/password") => return not_allowed("POST", &path),
+        _ => {}
+    }
     if let Some(res) =
         super::recordings::handle(req.method(), &path, query.as_deref(), req.headers(), state).await
     {

@@ -25,6 +25,15 @@ pub struct Status {
     pub http_refused: u64,
     /// `null` when recording is disabled.
     pub recorder: Option<RecorderView>,
+    pub auth: AuthStatus,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AuthStatus {
+    /// A password is set (everything but /login and /healthz needs it).
+    pub required: bool,
+    /// It is the one generated at first boot: the page asks for a new one.
+    pub first_boot: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -162,6 +171,10 @@ impl Status {
                 status: r.status(),
                 dropped: r.dropped(),
             }),
+            auth: AuthStatus {
+                required: state.auth.required(),
+                first_boot: state.auth.first_boot(),
+            },
         }
     }
 }

@@ -52,6 +52,7 @@ use crate::record::mkv::{MAX_GAP_MS, MkvWriter};
 use crate::record::names::SegmentName;
 use crate::record::store::{self, DeleteError, Disk, Limits, Outcome, Store};
 use crate::stats::Counter;
+use crate::supervise::Health;
 use crate::sync::lock;
 
 /// The recorder's settings: the `[record]` and `[event]` sections, and the
@@ -238,7 +239,7 @@ impl Recorder {
     /// Opens the data directory (recovering any `.part` files and indexing
     /// the segments), then starts the thread, which subscribes to `bus`
     /// while recording.
-    pub fn start(cfg: RecorderConfig, bus: Arc<Bus>) -> io::Result<Self> {
+    pub fn start(cfg: RecorderConfig, bus: Arc<Bus>, health: Arc<Health>) -> io::Result<Self> {
         let (store, recovered) = Store::open(&cfg.record.dir)?;
         for r in recovered {
             let what = match r.outcome {
@@ -260,12 +261,22 @@ impl Recorder {
             mailbox: Mutex::new(Mailbox::default()),
         });
         let dropped = Arc::new(Counter::default());
+        health.recorder.beat();
+        health.recorder_limit_ms.store(
+            cfg.record
+                .sync_interval
+                .map_or(0, |i| (i * 2).as_millis() as u64 + 1000),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        health
+            .recorder_present
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let thread = {
             let (shared, store, dropped) = (shared.clone(), store.clone(), dropped.clone());
             std::thread::Builder::new()
                 .name("recorder".into())
                 .spawn(move || {
-                    let mut w = Worker::new(cfg, store, shared, bus, dropped);
+                    let mut w = Worker::new(cfg, store, shared, bus, dropped, health);
                     smol::block_on(w.run(rx));
                 })?
         };
@@ -330,6 +341,7 @@ struct Counts {
 
 struct Worker {
     cfg: RecorderConfig,
+    health: Arc<Health>,
     bus: Arc<Bus>,
     dropped: Arc<Counter>,
     /// The bus subscription, held only while recording.
@@ -365,9 +377,11 @@ impl Worker {
         shared: Arc<Shared>,
         bus: Arc<Bus>,
         dropped: Arc<Counter>,
+        health: Arc<Health>,
     ) -> Self {
         let recording = cfg.record.autostart;
         Self {
+            health,
             recording,
             recording_since: recording.then(wall_now),
             frames: None,
@@ -584,6 +598,19 @@ impl Worker {
     }
 
     fn tick(&mut self) {
+        // Test-only: a recorder thread that hangs (in a write to a dying
+        // card, say).
+        crate::faults::hold_while(|f| f.wedge_recorder);
+        // Healthy while data does not wait for a sync longer than twice the
+        // interval (a sync is normally done on time right here).
+        let overdue = self.next_sync_due
+            && self.cfg.record.sync_interval.is_some_and(|i| {
+                self.last_sync
+                    .is_some_and(|t| t.elapsed() > i * 2 + Duration::from_millis(500))
+            });
+        if !overdue {
+            self.health.recorder.beat();
+        }
         let now = monotonic_now();
         if self
             .open

@@ -1,0 +1,174 @@
+//! `blackbox passwd` and `blackbox firstboot`: setting the password from a
+//! terminal or a script, and giving a new dashcam a unique one (no universal
+//! default password: ETSI EN 303 645 provision 5.1, the UK PSTI Act, the EU
+//! Cyber Resilience Act). The clear text of a generated password goes where
+//! only the owner reads it (a file on the card's boot partition, and the
+//! serial console), never to a log.
+
+use std::fmt;
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+
+use crate::auth::password::{self, Password, PasswordError};
+
+/// Why the command failed.
+#[derive(Debug)]
+pub enum AccountError {
+    Password(PasswordError),
+    Io(String, io::Error),
+    /// The two entries on the terminal differ.
+    Mismatch,
+    /// Nothing was read.
+    Empty,
+}
+
+impl fmt::Display for AccountError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Password(e) => write!(f, "{e}"),
+            Self::Io(what, e) => write!(f, "{what}: {e}"),
+            Self::Mismatch => f.write_str("the two passwords differ; nothing was changed"),
+            Self::Empty => f.write_str("no password was given; nothing was changed"),
+        }
+    }
+}
+
+impl std::error::Error for AccountError {}
+
+/// Reads a line from the terminal with echo off.
+fn read_hidden(prompt: &str) -> Result<String, AccountError> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    let stdin = io::stdin();
+    let fd = stdin.as_fd();
+    let io_err = |e: nix::Error| AccountError::Io("terminal".into(), io::Error::from(e));
+    let saved = tcgetattr(fd).map_err(io_err)?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    quiet.local_flags.insert(LocalFlags::ECHONL);
+    eprint!("{prompt}");
+    let _ = io::stderr().flush();
+    tcsetattr(fd, SetArg::TCSANOW, &quiet).map_err(io_err)?;
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    let restored = tcsetattr(fd, SetArg::TCSANOW, &saved);
+    read.map_err(|e| AccountError::Io("terminal".into(), e))?;
+    restored.map_err(io_err)?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}
+
+/// The new password: asked twice on a terminal, else one line of stdin.
+fn new_password() -> Result<String, AccountError> {
+    if io::stdin().is_terminal() {
+        let first = read_hidden("New password: ")?;
+        let second = read_hidden("Again: ")?;
+        if first != second {
+            return Err(AccountError::Mismatch);
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| AccountError::Io("stdin".into(), e))?;
+    let line = line.trim_end_matches(['\n', '\r']).to_string();
+    if line.is_empty() {
+        return Err(AccountError::Empty);
+    }
+    Ok(line)
+}
+
+/// `blackbox passwd FILE`.
+pub fn passwd(file: &Path) -> Result<(), AccountError> {
+    let clear = new_password()?;
+    let p = Password::hash(&clear, false).map_err(AccountError::Password)?;
+    p.save(file).map_err(AccountError::Password)?;
+    eprintln!(
+        "blackbox: password written to {} (restart blackbox to use it)",
+        file.display()
+    );
+    Ok(())
+}
+
+/// What `firstboot` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FirstBoot {
+    /// A password was already set: nothing changed.
+    AlreadySet,
+    /// A new password was made; its clear text went to `shown_in`.
+    Generated { shown_in: Option<PathBuf> },
+}
+
+/// `blackbox firstboot --password-file FILE [--show-in TEXT]`: if FILE holds
+/// no password, makes a unique one, stores its hash (marked, so the page asks
+/// the owner to change it), writes the clear text to TEXT (on the boot
+/// partition, where the owner reads it from a computer) and prints it on
+/// stdout (the serial console, through the unit's StandardOutput=).
+pub fn firstboot(file: &Path, show_in: Option<&Path>) -> Result<FirstBoot, AccountError> {
+    if Password::load(file)
+        .map_err(AccountError::Password)?
+        .is_some()
+    {
+        return Ok(FirstBoot::AlreadySet);
+    }
+    let clear = password::generate().map_err(AccountError::Password)?;
+    let p = Password::hash(&clear, true).map_err(AccountError::Password)?;
+    if let Some(text) = show_in {
+        let note = format!(
+            "blackbox dashcam password: {clear}\n\n\
+             Open the dashcam's page (http://<its address>:8080/) and log in with it;\n\
+             the page will ask you to choose your own. Delete this file afterwards.\n"
+        );
+        write_private(text, &note).map_err(|e| AccountError::Io(text.display().to_string(), e))?;
+    }
+    // The hash last: if anything above failed, the next boot tries again.
+    p.save(file).map_err(AccountError::Password)?;
+    println!("blackbox: the dashcam's password is {clear} (change it in the page)");
+    Ok(FirstBoot::Generated {
+        shown_in: show_in.map(Path::to_path_buf),
+    })
+}
+
+/// Writes `text` readable by its owner only (where the file system has
+/// permissions; the boot partition's FAT has none, and is the owner's).
+fn write_private(path: &Path, text: &str) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn firstboot_makes_one_password_once() {
+        let dir = std::env::temp_dir().join(format!("blackbox-fb-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("password");
+        let text = dir.join("blackbox-password.txt");
+        let r = firstboot(&file, Some(&text)).unwrap();
+        assert_eq!(
+            r,
+            FirstBoot::Generated {
+                shown_in: Some(text.clone())
+            }
+        );
+        let note = std::fs::read_to_string(&text).unwrap();
+        let clear = note.lines().next().unwrap().rsplit(' ').next().unwrap();
+        let p = Password::load(&file).unwrap().unwrap();
+        assert!(p.first_boot && p.verify(clear.as_bytes()));
+        assert_eq!(
+            firstboot(&file, Some(&text)).unwrap(),
+            FirstBoot::AlreadySet
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,208 @@
+//! Logging in and out, and changing the password: the login page
+//! (`GET /login`), its form (`POST /login`: a session cookie on success, 401
+//! and the page again on a wrong password, 429 while the address must
+//! wait), `POST /logout`, and `POST /api/password` (the current password and
+//! a new one, as JSON; every session ends).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
+use hyper::{Request, Response, StatusCode};
+
+use super::guard::{COOKIE_NAME, session_cookie};
+use super::respond::{Body, empty, json_error, no_store, respond};
+use crate::auth::{Auth, ChangeError};
+
+const LOGIN_HTML: &str = include_str!("ui/login.html");
+/// Request bodies here are a password or two: anything larger is refused.
+const MAX_BODY: usize = 4096;
+
+fn page(status: StatusCode, message: &str) -> Response<Body> {
+    let escaped = message
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    no_store(respond(
+        status,
+        "text/html; charset=utf-8",
+        LOGIN_HTML.replace("<!--MESSAGE-->", &escaped),
+    ))
+}
+
+/// `GET /login`.
+pub fn login_page(auth: &Auth) -> Response<Body> {
+    if !auth.required() {
+        return see_other("/");
+    }
+    page(StatusCode::OK, "")
+}
+
+fn see_other(to: &'static str) -> Response<Body> {
+    let mut res = Response::new(empty());
+    *res.status_mut() = StatusCode::SEE_OTHER;
+    res.headers_mut()
+        .insert(LOCATION, HeaderValue::from_static(to));
+    res
+}
+
+async fn body(req: Request<Incoming>) -> Option<Bytes> {
+    Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .ok()
+        .map(|c| c.to_bytes())
+}
+
+/// Decodes one field of an `application/x-www-form-urlencoded` body.
+fn form_field(body: &[u8], name: &str) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(body).ok()?;
+    let value = text.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == name).then_some(v)
+    })?;
+    let mut out = Vec::with_capacity(value.len());
+    let b = value.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 2;
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    Some(out)
+}
+
+/// `POST /login`.
+pub async fn login(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> Response<Body> {
+    if !auth.required() {
+        return see_other("/");
+    }
+    if let Err(wait) = auth.limiter.check(peer) {
+        let mut res = page(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many wrong passwords: try again in {} s.",
+                wait.as_secs().max(1)
+            ),
+        );
+        res.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
+        return res;
+    }
+    let Some(password) = body(req).await.and_then(|b| form_field(&b, "password")) else {
+        return page(StatusCode::BAD_REQUEST, "No password was sent.");
+    };
+    let a = auth.clone();
+    if !smol::unblock(move || a.check(&password)).await {
+        let n = auth.limiter.failed(peer);
+        log::warn!("failed login from {peer} ({n} in the last minute)");
+        return page(StatusCode::UNAUTHORIZED, "Wrong password.");
+    }
+    auth.limiter.succeeded(peer);
+    let id = match auth.sessions.create() {
+        Ok(id) => id,
+        Err(e) => {
+            return page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("Cannot start a session: {e}"),
+            );
+        }
+    };
+    log::info!("login from {peer}");
+    let mut res = see_other("/");
+    let cookie = format!(
+        "{COOKIE_NAME}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        auth.sessions.lifetime().as_secs()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        res.headers_mut().insert(SET_COOKIE, v);
+    }
+    res
+}
+
+/// `POST /logout`.
+pub fn logout(req: &Request<Incoming>, auth: &Auth) -> Response<Body> {
+    if let Some(id) = session_cookie(req.headers()) {
+        auth.sessions.remove(&id);
+    }
+    let mut res = see_other("/login");
+    res.headers_mut().insert(
+        SET_COOKIE,
+        HeaderValue::from_static("blackbox_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    res
+}
+
+#[derive(serde::Deserialize)]
+struct Change {
+    current: String,
+    new: String,
+}
+
+/// `POST /api/password`.
+pub async fn change(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    if let Err(wait) = auth.limiter.check(peer) {
+        return super::guard::too_many(wait, &path);
+    }
+    let Some(c) = body(req)
+        .await
+        .and_then(|b| serde_json::from_slice::<Change>(&b).ok())
+    else {
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "expected {\"current\": ..., \"new\": ...}",
+            &path,
+        );
+    };
+    let a = auth.clone();
+    match smol::unblock(move || a.change(c.current.as_bytes(), &c.new)).await {
+        Ok(()) => {
+            let mut res = Response::new(empty());
+            *res.status_mut() = StatusCode::NO_CONTENT;
+            res
+        }
+        Err(ChangeError::Wrong) => {
+            let n = auth.limiter.failed(peer);
+            log::warn!(
+                "a password change from {peer} gave a wrong password ({n} in the last minute)"
+            );
+            json_error(
+                StatusCode::FORBIDDEN,
+                "the current password is wrong",
+                &path,
+            )
+        }
+        Err(e @ ChangeError::Password(crate::auth::password::PasswordError::Weak(_))) => {
+            json_error(StatusCode::BAD_REQUEST, &e.to_string(), &path)
+        }
+        Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), &path),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_field;
+
+    #[test]
+    fn form_fields() {
+        assert_eq!(
+            form_field(b"password=a%20b+c%26d&x=1", "password").unwrap(),
+            b"a b c&d"
+        );
+        assert_eq!(form_field(b"x=1", "password"), None);
+        assert_eq!(form_field(b"password=%zz", "password"), None);
+        assert_eq!(form_field(b"password=%4", "password"), None);
+        assert_eq!(form_field(&[0xFF, 0xFE], "password"), None);
+    }
+}
