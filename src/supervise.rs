@@ -103,8 +103,10 @@ pub struct Health {
     pub recorder: Beat,
     /// Whether there is a recorder to watch.
     pub recorder_present: AtomicBool,
-    /// How long the recorder may go without a beat (its sync interval twice,
-    /// and never less than [`STALL`]).
+    /// How long the recorder may go without a beat: twice its sync interval
+    /// and a second for its tick (a single slow sync does not cost a restart:
+    /// systemd waits `WatchdogSec` on top); [`STALL`] when it does not sync
+    /// or this is 0.
     pub recorder_limit_ms: AtomicU64,
     pub executor: Beat,
 }
@@ -124,8 +126,10 @@ impl Health {
             return Err(stall("the encoders", age));
         }
         if self.recorder_present.load(Ordering::Relaxed) {
-            let limit =
-                Duration::from_millis(self.recorder_limit_ms.load(Ordering::Relaxed)).max(STALL);
+            let limit = match self.recorder_limit_ms.load(Ordering::Relaxed) {
+                0 => STALL,
+                ms => Duration::from_millis(ms),
+            };
             let age = self.recorder.age();
             if age > limit {
                 return Err(stall("the recorder", age));

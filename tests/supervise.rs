@@ -124,12 +124,16 @@ fn the_watchdog_is_fed_only_while_every_stage_progresses() {
         "the recorder",
         "the executor",
     ] {
-        assert_eq!(
-            log.lines()
-                .filter(|l| l.contains("the watchdog is not fed") && l.contains(stage))
-                .count(),
-            1,
-            "one line as {stage} stalls:\n{log}"
+        // One line per stall, not one per second of it. (A second line is a
+        // real stall of its own: a busy host's disk may hold a sync for
+        // longer than the recorder's 3 s.)
+        let lines = log
+            .lines()
+            .filter(|l| l.contains("the watchdog is not fed") && l.contains(stage))
+            .count();
+        assert!(
+            (1..=2).contains(&lines),
+            "one line as {stage} stalls, not {lines}:\n{log}"
         );
     }
 }
