@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""The page in a real browser: headless Chromium (Debian's, driven by
+chromedriver through Selenium) against the real blackbox binary, at a phone's
+360 px and a laptop's 1280 px. At each width: the login page, the live view
+and the recordings fit the width (nothing scrolls sideways), logging in works,
+the live image shows frames (the test pattern moves, so two captures of it
+differ), and a dashcam still on its first-boot password shows the banner
+asking for a new one. Prints a line per check and "N passed, M failed".
+
+Usage: page.py BLACKBOX_BINARY
+"""
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ["SE_AVOID_STATS"] = "true"  # Selenium must not phone home
+from selenium import webdriver  # noqa: E402
+from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+BIN = sys.argv[1]
+results = []
+
+
+def check(name, ok, info=""):
+    results.append(ok)
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: {info}", flush=True)
+
+
+def browser():
+    o = webdriver.ChromeOptions()
+    for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update",
+              "--disable-sync", "--disable-quic", "--disable-dev-shm-usage"]:
+        o.add_argument(a)
+    o.binary_location = "/usr/bin/chromium"
+    d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
+    d.set_page_load_timeout(60)
+    return d
+
+
+def sideways(d):
+    """(page width, viewport width): the page must not be wider."""
+    return d.execute_script(
+        "return [document.scrollingElement.scrollWidth, window.innerWidth]")
+
+
+def main():
+    tmp = tempfile.mkdtemp(prefix="blackbox-page-")
+    pw_file = os.path.join(tmp, "password")
+    out = subprocess.run([BIN, "firstboot", "--password-file", pw_file],
+                         capture_output=True, text=True, check=True)
+    password = re.search(r"password is (\S+)", out.stdout).group(1)
+    cfg = os.path.join(tmp, "blackbox.toml")
+    with open(cfg, "w") as f:
+        f.write("[record]\nsegment_seconds = 2\n")
+    server = subprocess.Popen(
+        [BIN, "run", "--listen", "127.0.0.1:0", "--config", cfg, "--data",
+         os.path.join(tmp, "data"), "--password-file", pw_file,
+         "--size", "640x480", "--fps", "15"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        url = re.search(r"http://[0-9.:]+/", line).group(0)
+        d = browser()
+        try:
+            for width in (360, 1280):
+                d.delete_all_cookies()
+                d.set_window_size(width, 900)
+                d.get(url + "login")
+                w, v = sideways(d)
+                check(f"{width} px: the login page fits", w <= v, f"{w} px in a {v} px view")
+                d.find_element(By.NAME, "password").send_keys(password)
+                d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+                WebDriverWait(d, 60).until(lambda d: d.current_url.rstrip("/") == url.rstrip("/"))
+                # The live image: loaded at its size, and moving.
+                WebDriverWait(d, 60).until(lambda d: d.execute_script(
+                    "const i = document.getElementById('live');"
+                    "return i && i.complete && i.naturalWidth === 640;"))
+                live = d.find_element(By.ID, "live")
+                first = live.screenshot_as_png
+                time.sleep(1.0)
+                second = live.screenshot_as_png
+                check(f"{width} px: the live image shows frames", first != second,
+                      "two captures a second apart differ" if first != second else "the image did not change")
+                w, v = sideways(d)
+                check(f"{width} px: the live view fits", w <= v, f"{w} px in a {v} px view")
+                banner = d.find_element(By.ID, "first-boot")
+                WebDriverWait(d, 30).until(lambda d: banner.is_displayed())
+                check(f"{width} px: the first-boot password banner shows", banner.is_displayed())
+                # The recordings, once there are some.
+                WebDriverWait(d, 60).until(lambda d: d.execute_script(
+                    "return fetch('/api/recordings', {headers: {'X-Requested-With': 'blackbox'}})"
+                    ".then(r => r.json()).then(j => j.recordings.length >= 2)"))
+                d.find_element(By.ID, "tab-recordings").click()
+                WebDriverWait(d, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".seg")) >= 2)
+                w, v = sideways(d)
+                check(f"{width} px: the recordings fit", w <= v, f"{w} px in a {v} px view")
+                d.save_screenshot(os.path.join(tempfile.gettempdir(), f"blackbox-page-{width}.png"))
+        finally:
+            d.quit()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    passed = sum(results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    return 0 if all(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
