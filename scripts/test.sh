@@ -4,8 +4,10 @@
 #     with the test-only fault injection), and the benchmarks once each in
 #     test mode (so they cannot rot); every test binary runs even when an
 #     earlier one fails;
-#  2. the VM suites: a real V4L2 device (the kernel's vivid driver) in qemu,
-#     for x86_64 and for the aarch64 (Raspberry Pi 5) build.
+#  2. the page in a real browser (headless Chromium) at 360 and 1280 px;
+#  3. the VM suites: a real V4L2 device (the kernel's vivid driver) in qemu,
+#     for x86_64 and for the aarch64 (Raspberry Pi 5) build, and the Debian
+#     package under real systemd (a Debian 12 system booted in qemu).
 # Ends with one line "N passed, M failed" over everything, and fails if
 # anything failed or did not report.
 set -euo pipefail
@@ -27,13 +29,22 @@ if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
   failed=${targets:-1}
 fi
 
-for arch in x86_64 aarch64; do
-  if [ "${SKIP_VM:-0}" = 1 ]; then break; fi
-  bash hil-tests/vm/run.sh "$arch" 2>&1 | tee "$log" || status=1
+# Each suite ends with "N passed, M failed"; no such line counts as a failure.
+suite() {
+  "$@" 2>&1 | tee "$log" || status=1
   line=$({ grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" || true; } | tail -n 1)
   passed=$((passed + $(echo "${line:-0 passed}" | grep -Eo '^[0-9]+')))
   failed=$((failed + $(echo "${line:-0 passed, 1 failed}" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
-done
+}
+
+# The page in headless Chromium, at 360 and 1280 px.
+suite bash hil-tests/browser/run.sh
+if [ "${SKIP_VM:-0}" != 1 ]; then
+  suite bash hil-tests/vm/run.sh x86_64
+  suite bash hil-tests/vm/run.sh aarch64
+  # The package under real systemd, with a power cut.
+  suite bash hil-tests/systemd/run.sh
+fi
 
 echo
 echo "$passed passed, $failed failed"
