@@ -190,6 +190,22 @@ if wait_for 180 active; then
 else
   fail "the service after the power cut" "$(systemctl status blackbox --no-pager 2>&1 | tail -n 8)"
 fi
+# Removing the package stops the service and keeps the configuration;
+# purging removes that and the password; the recordings stay with the owner.
+recs() { find /data/blackbox/recordings -name '*.mkv' | wc -l; }
+if out=$(apt-get remove -y blackbox 2>&1) && ! systemctl is-active --quiet blackbox &&
+  [ ! -e /usr/bin/blackbox ] && [ -f /etc/blackbox/blackbox.toml ] && [ "$(recs)" -gt 0 ]; then
+  ok "apt remove" "stopped ($(systemctl is-active blackbox)); config kept; $(recs) recordings kept"
+else
+  fail "apt remove" "$(systemctl is-active blackbox); $(ls /etc/blackbox 2>&1); $(echo "$out" | tail -n 3)"
+fi
+if out=$(apt-get purge -y blackbox 2>&1) && [ ! -e /etc/blackbox ] &&
+  [ ! -e /data/blackbox/password ] && [ "$(recs)" -gt 0 ]; then
+  ok "apt purge" "config and password gone; $(recs) recordings kept"
+else
+  fail "apt purge" "$(ls -d /etc/blackbox /data/blackbox/password 2>&1); $(recs) recordings; $(echo "$out" | tail -n 3)"
+fi
+
 passed=$(grep -c '^ok ' "$results")
 failed=$(grep -c '^FAIL ' "$results")
 echo "hil: results of both boots:"
