@@ -15,13 +15,17 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+failures=$(mktemp)
+trap 'rm -f "$log" "$failures"' EXIT
 
 status=0
 cargo test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=1
 count() { { grep -E '^test result: ' "$log" || true; } | grep -Eo "[0-9]+ $1" | awk '{s+=$1} END {print s+0}'; }
 passed=$(count passed)
 failed=$(count failed)
+# Name every failing test again at the end, so a log cut short still says
+# what failed.
+{ grep -E '^test .* FAILED$|^error: test failed' "$log" || true; } >>"$failures"
 # A test binary that crashed, or did not build, reports no result line:
 # count each target cargo says failed, at least one if cargo failed at all.
 if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then
@@ -33,6 +37,8 @@ fi
 suite() {
   "$@" 2>&1 | tee "$log" || status=1
   line=$({ grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" || true; } | tail -n 1)
+  { grep -E '^FAIL ' "$log" | sort -u || true; } | sed "s|^|${*:2}: |" >>"$failures"
+  [ -n "$line" ] || echo "${*:2}: no \"N passed, M failed\" line" >>"$failures"
   passed=$((passed + $(echo "${line:-0 passed}" | grep -Eo '^[0-9]+')))
   failed=$((failed + $(echo "${line:-0 passed, 1 failed}" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
 }
@@ -47,5 +53,9 @@ if [ "${SKIP_VM:-0}" != 1 ]; then
 fi
 
 echo
+if [ -s "$failures" ]; then
+  echo "what failed:"
+  sed 's/^/  /' "$failures"
+fi
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -16,7 +16,7 @@ pub mod password;
 pub mod sessions;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use blake2::{Blake2b512, Digest};
@@ -40,8 +40,11 @@ pub struct Auth {
     pub hosts: Hosts,
     /// A random key, and the keyed hash of the last credential that passed,
     /// so a Basic client (a player, Prometheus every 15 s) costs one argon2
-    /// run, not one per request. Never the password itself.
-    key: [u8; 32],
+    /// run, not one per request. Never the password itself. The key is
+    /// drawn at the first check, not at start-up: `getrandom` blocks until
+    /// the kernel's generator is seeded, which early in a boot without a
+    /// hardware RNG can take minutes, and nothing but a login needs it.
+    key: OnceLock<Option<[u8; 32]>>,
     verified: Mutex<Option<[u8; 64]>>,
 }
 
@@ -72,15 +75,13 @@ impl Auth {
             Some(f) => Password::load(f)?,
             None => None,
         };
-        let mut key = [0u8; 32];
-        getrandom::fill(&mut key).map_err(|e| PasswordError::Hash(e.to_string()))?;
         Ok(Self {
             file: file.map(Path::to_path_buf),
             password: RwLock::new(password),
             sessions: Sessions::new(SESSION_LIFETIME),
             limiter: Limiter::default(),
             hosts: Hosts::new(allowed_hosts),
-            key,
+            key: OnceLock::new(),
             verified: Mutex::new(None),
         })
     }
@@ -103,12 +104,23 @@ impl Auth {
         self.current().is_some_and(|p| p.first_boot)
     }
 
-    fn fingerprint(&self, clear: &[u8]) -> [u8; 64] {
-        Blake2b512::new()
-            .chain_update(self.key)
-            .chain_update(clear)
-            .finalize()
-            .into()
+    /// The keyed hash of `clear`; none if no key could be drawn (then
+    /// nothing is cached and every check runs argon2).
+    fn fingerprint(&self, clear: &[u8]) -> Option<[u8; 64]> {
+        let key = self
+            .key
+            .get_or_init(|| {
+                let mut key = [0u8; 32];
+                getrandom::fill(&mut key).ok().map(|()| key)
+            })
+            .as_ref()?;
+        Some(
+            Blake2b512::new()
+                .chain_update(key)
+                .chain_update(clear)
+                .finalize()
+                .into(),
+        )
     }
 
     /// Whether `clear` is the password. Slow (an argon2 run) unless it is
@@ -118,12 +130,14 @@ impl Auth {
             return false;
         };
         let fp = self.fingerprint(clear);
-        if lock(&self.verified).is_some_and(|v| bool::from(v.ct_eq(&fp))) {
+        if let Some(fp) = &fp
+            && lock(&self.verified).is_some_and(|v| bool::from(v.ct_eq(fp)))
+        {
             return true;
         }
         let ok = p.verify(clear);
-        if ok {
-            *lock(&self.verified) = Some(fp);
+        if ok && fp.is_some() {
+            *lock(&self.verified) = fp;
         }
         ok
     }

@@ -56,6 +56,10 @@ struct Blackbox {
     log: String,
 }
 
+/// How long a start may take before it counts as a hang: far beyond a
+/// slow start under emulation, well inside the VM's own timeout.
+const ANNOUNCE_WITHIN: Duration = Duration::from_secs(120);
+
 static STARTS: AtomicU64 = AtomicU64::new(0);
 
 impl Blackbox {
@@ -77,19 +81,36 @@ impl Blackbox {
             .spawn()
             .map_err(|e| format!("cannot start {BLACKBOX}: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
-        let mut lines = BufReader::new(stdout);
-        let mut line = String::new();
-        lines.read_line(&mut line).map_err(|e| e.to_string())?;
+        // The first line, read on a thread so that a blackbox that never
+        // announces (a hang at start-up) fails this test with its log
+        // rather than stalling the suite until the VM's timeout.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout);
+            let mut line = String::new();
+            let first = lines.read_line(&mut line).map(|_| line);
+            let _ = tx.send(first);
+            let mut sink = String::new();
+            let _ = lines.read_to_string(&mut sink);
+        });
+        let line = match rx.recv_timeout(ANNOUNCE_WITHIN) {
+            Ok(first) => first.map_err(|e| e.to_string())?,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(format!(
+                    "blackbox did not announce its port in {} s; its log: {tail}",
+                    ANNOUNCE_WITHIN.as_secs()
+                ));
+            }
+        };
         let port = line
             .trim()
             .strip_prefix("blackbox: live view at http://")
             .and_then(|rest| rest.trim_end_matches('/').rsplit(':').next())
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| format!("blackbox did not announce its port: {line:?}"))?;
-        std::thread::spawn(move || {
-            let mut sink = String::new();
-            let _ = lines.read_to_string(&mut sink);
-        });
         Ok(Blackbox { child, port, log })
     }
 
