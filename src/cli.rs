@@ -69,6 +69,26 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         show_in: Option<PathBuf>,
     },
+    /// Install an update bundle (signed .raucb) and reboot into it.
+    ///
+    /// The new version boots once on trial and is kept only after it has
+    /// proved healthy; anything else boots the old one again. Needs root.
+    Update {
+        /// The bundle
+        file: Option<PathBuf>,
+        /// Allow a version older than the running one
+        #[arg(long)]
+        force: bool,
+        /// Install, but do not reboot
+        #[arg(long)]
+        no_reboot: bool,
+        /// Install the bundle the web page left in DIR (blackbox-update.service)
+        #[arg(long, value_name = "DIR", conflicts_with = "file")]
+        queued: Option<PathBuf>,
+    },
+    /// The appliance's update machinery (called by RAUC and systemd).
+    #[command(subcommand)]
+    Ota(OtaCommand),
     /// List V4L2 devices: inputs, pixel formats, sizes and frame rates.
     ///
     /// With no DEVICE, every /dev/video* node is listed.
@@ -79,6 +99,43 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum OtaCommand {
+    /// RAUC's custom bootloader backend: get-primary, set-primary SLOT,
+    /// get-state SLOT, set-state SLOT good|bad, get-current.
+    Backend {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// RAUC's pre-install handler: refuse a bundle older than the system.
+    PreInstall {
+        /// Where the running version is (IMAGE_VERSION=)
+        #[arg(long, default_value = "/etc/os-release")]
+        os_release: PathBuf,
+    },
+    /// After an update's trial boot: commit it once healthy, else roll back.
+    Gate {
+        /// The service's config (for the HTTP address of /healthz)
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/blackbox/blackbox.toml"
+        )]
+        config: PathBuf,
+        /// Seconds of unbroken health that commit the update
+        #[arg(long, default_value_t = 30)]
+        hold: u64,
+        /// Seconds after which an update that never held is rolled back
+        #[arg(long, default_value_t = 300)]
+        deadline: u64,
+        /// Mark a failed update bad but do not reboot
+        #[arg(long)]
+        no_reboot: bool,
+    },
+    /// What the firmware booted and what it will boot next.
+    Status,
 }
 
 #[derive(clap::Args, Debug)]
@@ -160,8 +217,36 @@ pub fn main() -> i32 {
                 1
             }
         },
+        Command::Update {
+            file,
+            force,
+            no_reboot,
+            queued,
+        } => crate::ota::command::update(file.as_deref(), queued.as_deref(), force, !no_reboot),
+        Command::Ota(cmd) => ota(cmd),
         Command::Recover { dir } => recover(&dir),
         Command::Verify { file, quick } => verify(&file, quick),
+    }
+}
+
+fn ota(cmd: OtaCommand) -> i32 {
+    use crate::ota::command;
+    match cmd {
+        OtaCommand::Backend { args } => command::backend(&args),
+        OtaCommand::PreInstall { os_release } => command::pre_install(&os_release),
+        OtaCommand::Gate {
+            config,
+            hold,
+            deadline,
+            no_reboot,
+        } => match Config::load(Some(&config), &Overrides::default()) {
+            Ok(c) => command::gate(&c, hold, deadline, !no_reboot),
+            Err(e) => {
+                eprintln!("blackbox: {e}");
+                2
+            }
+        },
+        OtaCommand::Status => command::status(),
     }
 }
 

@@ -33,6 +33,7 @@ pub mod frame;
 pub mod http;
 pub mod memory;
 pub mod net;
+pub mod ota;
 pub mod pipeline;
 pub mod placeholder;
 pub mod probe;
