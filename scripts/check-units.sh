@@ -12,8 +12,8 @@ trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/usr/bin" "$root/usr/lib/systemd"
 cp -r /usr/lib/systemd/system "$root/usr/lib/systemd/"
 cp -r overlay/. "$root/"
-cp target/debug/blackbox /usr/bin/install /usr/bin/chown "$root/usr/bin/"
-units=("$root"/usr/lib/systemd/system/blackbox*.service)
+cp target/debug/blackbox /usr/bin/install /usr/bin/chown /usr/bin/mkdir /usr/bin/mount /usr/bin/umount "$root/usr/bin/"
+units=("$root"/usr/lib/systemd/system/blackbox*.service "$root"/usr/lib/systemd/system/blackbox*.path)
 systemd-analyze verify --root="$root" "${units[@]}"
 echo "units: systemd-analyze verify: ok (${#units[@]} units)"
 report=$(systemd-analyze security --offline=yes --no-pager "$root/usr/lib/systemd/system/blackbox.service")

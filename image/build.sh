@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Builds the SD-card image, blackbox-VERSION-PROFILE.img, and the parts an
+# update bundle is made of (image/bundle.sh), into image/out/PROFILE/.
+#
+#   image/build.sh PROFILE [--version V] [--firmware DIR] [--config FILE]
+#
+# PROFILE is qemu-x86_64 (Debian's kernel, bootable under qemu here) or
+# pi5 (the Raspberry Pi 5: its kernel, firmware and rpicam-apps come from
+# Raspberry Pi's archive, which these machines cannot reach, so they are
+# taken from --firmware DIR; see image/README.md). One layout, GPT:
+#
+#   p1 bootcfg   FAT  32 MiB   autoboot.txt only (the firmware's A/B choice)
+#   p2 boot_a    FAT 128 MiB   kernel, initramfs, cmdline.txt (+ config.txt, DTBs on a Pi)
+#   p3 boot_b    FAT 128 MiB   the same for slot B (written by the first update)
+#   p4 system_a  erofs         the read-only system of slot A
+#   p5 system_b  erofs         slot B
+#   p6 data      ext4          recordings, the password, journal, keys; grown at first boot
+#
+# No container engine and no loop devices: mmdebstrap builds the root file
+# system (as root: it runs the packages' maintainer scripts in a chroot),
+# mkfs.erofs, mkfs.vfat + mtools and mke2fs -d fill the file systems from
+# directories, genimage lays them out.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+export PATH="$HOME/.cargo/bin:$PATH"
+usage() { echo "usage: image/build.sh qemu-x86_64|pi5 [--version V] [--firmware DIR] [--config FILE]" >&2; exit 2; }
+profile=${1:-}
+[ -n "$profile" ] || usage
+shift
+version=$(grep -m1 '^version' "$root/Cargo.toml" | cut -d'"' -f2)
+firmware=""
+config=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --version) version=$2; shift 2 ;;
+    --firmware) firmware=$2; shift 2 ;;
+    --config) config=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+case "$profile" in
+  qemu-x86_64) arch=amd64; kernel_pkg=linux-image-amd64 ;;
+  pi5)
+    arch=arm64; kernel_pkg=""
+    if [ -z "$firmware" ] || [ ! -d "$firmware" ]; then
+      echo "image: the pi5 profile needs --firmware DIR (see image/README.md)" >&2; exit 2
+    fi
+    ;;
+  *) usage ;;
+esac
+
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+need=()
+for p in mmdebstrap genimage erofs-utils mtools dosfstools e2fsprogs rauc openssl fdisk; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "image: installing ${need[*]}" >&2
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+out="$here/out/$profile"
+cache="$here/cache"
+work="$out/work"
+mkdir -p "$out" "$cache/apt-$arch"
+"${sudo_cmd[@]}" rm -rf "$work"
+mkdir -p "$work"
+
+# The signing key pair. Production bundles are signed with the key from
+# BLACKBOX_SIGNING_KEY / BLACKBOX_SIGNING_CERT (the release workflow takes
+# them from a secret; they are never in the repository); without them a
+# development pair is made once and kept in image/cache/ (not committed).
+keydir="$cache/dev-keys"
+if [ -n "${BLACKBOX_SIGNING_CERT:-}" ]; then
+  cert=$BLACKBOX_SIGNING_CERT
+else
+  cert="$keydir/cert.pem"
+  if [ ! -f "$cert" ]; then
+    mkdir -p "$keydir"
+    openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/CN=blackbox development" \
+      -keyout "$keydir/key.pem" -out "$keydir/cert.pem" 2>/dev/null
+    chmod 600 "$keydir/key.pem"
+    echo "image: made a development signing key in $keydir" >&2
+  fi
+fi
+
+# The package (its postinst skips the password: the card makes its own).
+case "$arch" in
+  amd64) deb=$(bash "$root/scripts/package.sh" amd64 | tail -n 1) ;;
+  arm64) deb=$(bash "$root/scripts/package.sh" arm64 | tail -n 1) ;;
+esac
+cp "$deb" "$work/blackbox.deb"
+
+# The root file system. Downloaded packages are kept in image/cache/apt-ARCH
+# between builds.
+packages="systemd,systemd-sysv,udev,kmod,dbus,initramfs-tools,rauc,e2fsprogs,dosfstools"
+packages+=",fdisk,util-linux,procps,iproute2,openssh-server,adduser,ca-certificates"
+[ -z "$kernel_pkg" ] || packages+=",$kernel_pkg"
+tree="$work/tree"
+echo "image: root file system ($profile, $arch; mmdebstrap)" >&2
+# shellcheck disable=SC2016 # "$1" is mmdebstrap's: the new root
+"${sudo_cmd[@]}" env BLACKBOX_IMAGE_BUILD=1 mmdebstrap --mode=root --variant=minbase --arch="$arch" \
+  --include="$packages" \
+  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+  --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
+  --setup-hook="sync-in '$cache/apt-$arch' /var/cache/apt/archives" \
+  --customize-hook="copy-in '$work/blackbox.deb' /tmp" \
+  --customize-hook='chroot "$1" env BLACKBOX_IMAGE_BUILD=1 dpkg -i /tmp/blackbox.deb' \
+  --customize-hook="sync-out /var/cache/apt/archives '$cache/apt-$arch'" \
+  --customize-hook="bash '$here/customize.sh' \"\$1\" '$root' '$profile' '$version' '$cert' '$config'" \
+  bookworm "$tree" http://deb.debian.org/debian >"$out/mmdebstrap.log" 2>&1 || {
+    tail -n 30 "$out/mmdebstrap.log" >&2; exit 1; }
+
+
+# The boot partition's files.
+boot="$work/boot"
+mkdir -p "$boot"
+console=ttyS0
+extra=""
+case "$profile" in
+  qemu-x86_64)
+    # qemu's PC has a floppy controller and no drive: do not probe it.
+    extra=" modprobe.blacklist=floppy"
+    "${sudo_cmd[@]}" cp "$tree"/boot/vmlinuz-* "$boot/vmlinuz"
+    "${sudo_cmd[@]}" cp "$tree"/boot/initrd.img-* "$boot/initrd.img"
+    "${sudo_cmd[@]}" chown -R "$(id -u):$(id -g)" "$boot"
+    ;;
+  pi5)
+    cp -r "$firmware/boot/." "$boot/"
+    cp "$here/pi5/config.txt" "$boot/config.txt"
+    console=serial0,115200
+    ;;
+esac
+# Slot A's; the bundle's hook rewrites root= and rauc.slot= for the slot
+# it is installed to.
+echo "console=$console root=PARTUUID=@SYSTEM_A@ rootfstype=erofs ro rauc.slot=A rootwait quiet panic=10$extra" > "$boot/cmdline.txt"
+"${sudo_cmd[@]}" rm -rf "$tree/boot/"vmlinuz* "$tree/boot/"initrd* "$tree/boot/"System.map* "$tree/boot/"config-*
+
+# The file systems.
+echo "image: file systems" >&2
+"${sudo_cmd[@]}" mkfs.erofs -zlz4hc -T0 "$work/system.erofs" "$tree" >/dev/null
+"${sudo_cmd[@]}" chown "$(id -u):$(id -g)" "$work/system.erofs"
+# Fixed: every later update must fit the partition the card was made with.
+system_size=1024
+if [ "$(stat -c %s "$work/system.erofs")" -gt $(( system_size * 1048576 * 3 / 4 )) ]; then
+  echo "image: the system image leaves less than a quarter of its ${system_size} MiB partition for growth" >&2
+  exit 1
+fi
+uuid_a=$(cat /proc/sys/kernel/random/uuid)
+uuid_b=$(cat /proc/sys/kernel/random/uuid)
+sed -i "s/@SYSTEM_A@/$uuid_a/" "$boot/cmdline.txt"
+fat() { # fat IMAGE SIZE_MIB LABEL DIR
+  rm -f "$1"
+  mkfs.vfat -C -n "$3" "$1" $(( $2 * 1024 )) >/dev/null
+  if [ -n "$(ls -A "$4")" ]; then mcopy -s -p -i "$1" "$4"/* ::; fi
+}
+fat "$work/boot.vfat" 128 BOOT "$boot"
+mkdir -p "$work/bootcfg"
+printf '[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n' > "$work/bootcfg/autoboot.txt"
+fat "$work/bootcfg.vfat" 32 BOOTCFG "$work/bootcfg"
+mkdir -p "$work/data"
+mke2fs -q -t ext4 -L data -d "$work/data" "$work/data.ext4" 256M
+
+name="blackbox-$version-$profile.img"
+cat > "$work/genimage.cfg" <<EOF
+image $name {
+  hdimage {
+    partition-table-type = "gpt"
+    align = 4M
+  }
+  partition bootcfg {
+    image = "bootcfg.vfat"
+    partition-type-uuid = "F"
+  }
+  partition boot_a {
+    image = "boot.vfat"
+    partition-type-uuid = "F"
+  }
+  partition boot_b {
+    size = 128M
+    partition-type-uuid = "F"
+  }
+  partition system_a {
+    image = "system.erofs"
+    size = ${system_size}M
+    partition-uuid = "$uuid_a"
+  }
+  partition system_b {
+    size = ${system_size}M
+    partition-uuid = "$uuid_b"
+  }
+  partition data {
+    image = "data.ext4"
+  }
+}
+EOF
+rm -rf "$work/genimage-tmp" "${out:?}/$name"
+genimage --config "$work/genimage.cfg" --rootpath "$work/data" --tmppath "$work/genimage-tmp" \
+  --inputpath "$work" --outputpath "$out" >"$out/genimage.log" 2>&1 || {
+    tail -n 20 "$out/genimage.log" >&2; exit 1; }
+
+# What image/bundle.sh needs, and a record of what was built.
+cp "$work/boot.vfat" "$out/boot.vfat"
+mv "$work/system.erofs" "$out/system.erofs"
+printf 'profile=%s\nversion=%s\nimage=%s\n' "$profile" "$version" "$name" > "$out/build.env"
+"${sudo_cmd[@]}" rm -rf "$work"
+echo "image: $out/$name ($(du -h --apparent-size "$out/$name" | cut -f1), $(du -h "$out/$name" | cut -f1) on disk)" >&2
+echo "$out/$name"
