@@ -27,6 +27,7 @@ mod recordings;
 mod respond;
 mod routes;
 mod status;
+mod update;
 
 use std::convert::Infallible;
 use std::net::TcpListener;

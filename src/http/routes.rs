@@ -34,6 +34,9 @@ pub async fn handle(req: Request<Incoming>, state: &AppState, peer: IpAddr) -> R
         (&Method::POST, "/api/password") => return login::change(req, peer, &state.auth).await,
         (_, "/healthz" | "/login") => return not_allowed("GET, HEAD, POST", &path),
         (_, "/logout" | "/api/password") => return not_allowed("POST", &path),
+        (&Method::POST, "/api/update") => return super::update::upload(req, state).await,
+        (&Method::GET | &Method::HEAD, "/api/update") => return super::update::status(state),
+        (_, "/api/update") => return not_allowed("GET, HEAD, POST", &path),
         _ => {}
     }
     if let Some(res) =

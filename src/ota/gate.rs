@@ -75,7 +75,8 @@ pub fn watch(
 ) -> Verdict {
     let start = now();
     let first = look();
-    let restarts = first.restarts;
+    // The gate starts with the boot: any restart in this boot counts.
+    let restarts = 0u64;
     let mut healthy_since: Option<Instant> = None;
     let mut last_problem = String::from("not looked at yet");
     let mut sample = first;
@@ -83,8 +84,8 @@ pub fn watch(
         let t = now();
         if sample.restarts > restarts {
             return Verdict::Unhealthy(format!(
-                "the service restarted ({} -> {} restarts)",
-                restarts, sample.restarts
+                "the service restarted {} time(s) in this boot",
+                sample.restarts
             ));
         }
         match sample.problem() {
