@@ -2,8 +2,11 @@
 # Builds the SD-card image, blackbox-VERSION-PROFILE.img, and the parts an
 # update bundle is made of (image/bundle.sh), into image/out/PROFILE/.
 #
-#   image/build.sh PROFILE [--version V] [--firmware DIR] [--config FILE]
+#   image/build.sh PROFILE [--version V] [--firmware DIR] [--config FILE] [--keep-tree]
 #
+# --config replaces /etc/blackbox/blackbox.toml; --keep-tree leaves the root
+# file system in image/out/PROFILE/tree (root-owned) for variants of the
+# system image (the OTA tests make their update bundles that way).
 # PROFILE is qemu-x86_64 (Debian's kernel, bootable under qemu here) or
 # pi5 (the Raspberry Pi 5: its kernel, firmware and rpicam-apps come from
 # Raspberry Pi's archive, which these machines cannot reach, so they are
@@ -24,18 +27,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
-usage() { echo "usage: image/build.sh qemu-x86_64|pi5 [--version V] [--firmware DIR] [--config FILE]" >&2; exit 2; }
+usage() { echo "usage: image/build.sh qemu-x86_64|pi5 [--version V] [--firmware DIR] [--config FILE] [--keep-tree]" >&2; exit 2; }
 profile=${1:-}
 [ -n "$profile" ] || usage
 shift
 version=$(grep -m1 '^version' "$root/Cargo.toml" | cut -d'"' -f2)
 firmware=""
 config=""
+keep_tree=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) version=$2; shift 2 ;;
     --firmware) firmware=$2; shift 2 ;;
     --config) config=$2; shift 2 ;;
+    --keep-tree) keep_tree=1; shift ;;
     *) usage ;;
   esac
 done
@@ -65,7 +70,7 @@ out="$here/out/$profile"
 cache="$here/cache"
 work="$out/work"
 mkdir -p "$out" "$cache/apt-$arch"
-"${sudo_cmd[@]}" rm -rf "$work"
+"${sudo_cmd[@]}" rm -rf "$work" "$out/tree"
 mkdir -p "$work"
 
 # The signing key pair. Production bundles are signed with the key from
@@ -95,7 +100,7 @@ cp "$deb" "$work/blackbox.deb"
 
 # The root file system. Downloaded packages are kept in image/cache/apt-ARCH
 # between builds.
-packages="systemd,systemd-sysv,udev,kmod,dbus,initramfs-tools,rauc,e2fsprogs,dosfstools"
+packages="systemd,systemd-sysv,udev,kmod,dbus,initramfs-tools,rauc,rauc-service,e2fsprogs,dosfstools"
 packages+=",fdisk,util-linux,procps,iproute2,openssh-server,adduser,ca-certificates"
 [ -z "$kernel_pkg" ] || packages+=",$kernel_pkg"
 tree="$work/tree"
@@ -206,6 +211,7 @@ genimage --config "$work/genimage.cfg" --rootpath "$work/data" --tmppath "$work/
 cp "$work/boot.vfat" "$out/boot.vfat"
 mv "$work/system.erofs" "$out/system.erofs"
 printf 'profile=%s\nversion=%s\nimage=%s\n' "$profile" "$version" "$name" > "$out/build.env"
+if [ "$keep_tree" = 1 ]; then "${sudo_cmd[@]}" mv "$tree" "$out/tree"; fi
 "${sudo_cmd[@]}" rm -rf "$work"
 echo "image: $out/$name ($(du -h --apparent-size "$out/$name" | cut -f1), $(du -h "$out/$name" | cut -f1) on disk)" >&2
 echo "$out/$name"

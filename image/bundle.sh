@@ -5,25 +5,40 @@
 # boot slot, and a hook that points the new boot partition's cmdline.txt at
 # the slot it was installed to.
 #
-#   image/bundle.sh PROFILE [OUTPUT]
+#   image/bundle.sh PROFILE [--version V] [--system FILE] [--output FILE]
 #
+# --version and --system default to the build's; the tests give others to
+# make a newer, an older or a broken update from one build.
 # Signed with BLACKBOX_SIGNING_KEY / BLACKBOX_SIGNING_CERT when set (the
 # release workflow's secret), else with the development pair in
 # image/cache/dev-keys/ that build.sh made and put in the image's keyring.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-profile=${1:?usage: image/bundle.sh PROFILE [OUTPUT]}
+usage() { echo "usage: image/bundle.sh PROFILE [--version V] [--system FILE] [--output FILE]" >&2; exit 2; }
+profile=${1:-}
+[ -n "$profile" ] || usage
+shift
 out="$here/out/$profile"
 [ -f "$out/build.env" ] || { echo "bundle: no build in $out (run image/build.sh $profile)" >&2; exit 1; }
 version=$(grep '^version=' "$out/build.env" | cut -d= -f2)
-output=${2:-$out/blackbox-$version-$profile.raucb}
+system="$out/system.erofs"
+output=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --version) version=$2; shift 2 ;;
+    --system) system=$2; shift 2 ;;
+    --output) output=$2; shift 2 ;;
+    *) usage ;;
+  esac
+done
+output=${output:-$out/blackbox-$version-$profile.raucb}
 key=${BLACKBOX_SIGNING_KEY:-$here/cache/dev-keys/key.pem}
 cert=${BLACKBOX_SIGNING_CERT:-$here/cache/dev-keys/cert.pem}
 
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 # RAUC picks the handler by name: *.img to a raw slot, *.vfat to a vfat one.
-ln "$out/system.erofs" "$dir/system.img" 2>/dev/null || cp "$out/system.erofs" "$dir/system.img"
+ln "$system" "$dir/system.img" 2>/dev/null || cp "$system" "$dir/system.img"
 cp "$out/boot.vfat" "$dir/boot.vfat"
 cat > "$dir/hook" <<'HOOK'
 #!/bin/sh

@@ -239,13 +239,24 @@ fn ota(cmd: OtaCommand) -> i32 {
             hold,
             deadline,
             no_reboot,
-        } => match Config::load(Some(&config), &Overrides::default()) {
-            Ok(c) => command::gate(&c, hold, deadline, !no_reboot),
-            Err(e) => {
-                eprintln!("blackbox: {e}");
-                2
-            }
-        },
+        } => {
+            // A new version whose config does not load is exactly what the
+            // gate must roll back, so it watches the default address then.
+            let c = match Config::load(Some(&config), &Overrides::default()) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("blackbox: {e}; watching the default address");
+                    match Config::load(None, &Overrides::default()) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            eprintln!("blackbox: {e}");
+                            return 2;
+                        }
+                    }
+                }
+            };
+            command::gate(&c, hold, deadline, !no_reboot)
+        }
         OtaCommand::Status => command::status(),
     }
 }

@@ -149,6 +149,8 @@ class Firmware:
                 f.write(v)
         cmdline = files["cmdline.txt"].decode().strip()
         cmdline += f" blackbox.boot_partition={partition} blackbox.tryboot={int(tryboot)}"
+        # Debugging a guest: e.g. BLACKBOX_FW_APPEND="systemd.log_level=debug".
+        cmdline += " " + os.environ.get("BLACKBOX_FW_APPEND", "")
         fwd = "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in self.forwards)
         cmd = [
             "qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "qemu64",

@@ -26,6 +26,8 @@ pub const BUNDLE: &str = "bundle.raucb";
 pub const REQUEST: &str = "request";
 /// Progress, as JSON ([`Progress`]).
 pub const STATUS: &str = "status";
+/// The running system's version is here (`IMAGE_VERSION=`).
+pub const OS_RELEASE: &str = "/etc/os-release";
 /// Lets the next install go backwards (made by `--force`, used once).
 pub const FORCE_FLAG: &str = "/run/blackbox/allow-downgrade";
 
@@ -48,6 +50,8 @@ pub enum InstallError {
     Rauc(String),
     /// The reboot could not be started.
     Reboot(String),
+    /// The bundle may not replace the running system.
+    Refused(super::version::VersionError),
 }
 
 impl fmt::Display for InstallError {
@@ -56,6 +60,7 @@ impl fmt::Display for InstallError {
             Self::Io(what, p, e) => write!(f, "cannot {what} {}: {e}", p.display()),
             Self::Rauc(e) => write!(f, "the update was not installed: {e}"),
             Self::Reboot(e) => write!(f, "installed, but cannot reboot: {e}"),
+            Self::Refused(e) => write!(f, "the update was not installed: {e}"),
         }
     }
 }
@@ -68,6 +73,45 @@ pub fn progress_line(line: &str) -> Option<(u8, &str)> {
     let (n, rest) = line.trim_start().split_once('%')?;
     let n: u8 = n.trim().parse().ok()?;
     Some((n.min(100), rest.trim()))
+}
+
+/// The value of `KEY='value'` in `rauc info --output-format=shell` output.
+fn shell_value(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().trim_matches('\'').to_string())
+        .next()
+}
+
+/// Checks the bundle before anything is written: `rauc info` verifies its
+/// signature against the keyring and reads its manifest; a version older
+/// than the running one is refused unless `force`. (RAUC's pre-install
+/// handler enforces the same rule for a `rauc install` run by hand; this
+/// gives the owner the reason in words.)
+pub fn precheck(file: &Path, os_release: &Path, force: bool) -> Result<String, InstallError> {
+    let out = Command::new("rauc")
+        .args(["info", "--output-format=shell"])
+        .arg(file)
+        .output()
+        .map_err(|e| InstallError::Rauc(format!("cannot run rauc: {e}")))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let why = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("rauc info failed")
+            .trim()
+            .to_string();
+        return Err(InstallError::Rauc(why));
+    }
+    let version = shell_value(&text, "RAUC_MF_VERSION")
+        .ok_or_else(|| InstallError::Rauc("the bundle names no version".into()))?;
+    let bundle = super::version::Version::parse(&version).map_err(InstallError::Refused)?;
+    let running = super::version::running(os_release).map_err(InstallError::Refused)?;
+    super::version::allowed(&running, &bundle, force).map_err(InstallError::Refused)?;
+    Ok(format!("{running} -> {bundle}"))
 }
 
 /// Runs `rauc install FILE`, telling `report` as it goes.
@@ -144,7 +188,10 @@ pub fn update(file: &Path, force: bool, then_reboot: bool) -> Result<(), Install
         }
         fs::write(flag, "1\n").map_err(|e| InstallError::Io("write", flag.into(), e))?;
     }
-    let result = rauc_install(file, |_| {});
+    let result = precheck(file, Path::new(OS_RELEASE), force).and_then(|what| {
+        println!("installing {what}");
+        rauc_install(file, |_| {})
+    });
     let _ = fs::remove_file(flag);
     result?;
     if then_reboot {
@@ -180,8 +227,10 @@ pub fn queued(dir: &Path, then_reboot: bool) -> Result<(), InstallError> {
     let bundle = dir.join(BUNDLE);
     // Taken at once, so a failure does not loop through the path unit.
     let _ = fs::remove_file(&request);
-    let result = rauc_install(&bundle, |p| {
-        let _ = write_status(dir, &p);
+    let result = precheck(&bundle, Path::new(OS_RELEASE), false).and_then(|_| {
+        rauc_install(&bundle, |p| {
+            let _ = write_status(dir, &p);
+        })
     });
     let _ = fs::remove_file(&bundle);
     let done = match &result {
@@ -225,6 +274,20 @@ mod tests {
             Some((100, "Installing done."))
         );
         assert_eq!(progress_line("installing `/x.raucb`: ok"), None);
+    }
+
+    #[test]
+    fn reads_rauc_info() {
+        let text = "RAUC_MF_COMPATIBLE='blackbox-qemu-x86_64'\nRAUC_MF_VERSION='1.1.0'\nRAUC_MF_DESCRIPTION=''\n";
+        assert_eq!(
+            shell_value(text, "RAUC_MF_VERSION").as_deref(),
+            Some("1.1.0")
+        );
+        assert_eq!(
+            shell_value(text, "RAUC_MF_COMPATIBLE").as_deref(),
+            Some("blackbox-qemu-x86_64")
+        );
+        assert_eq!(shell_value(text, "RAUC_MF_BUILD"), None);
     }
 
     #[test]
