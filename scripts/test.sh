@@ -7,7 +7,9 @@
 #  2. the page in a real browser (headless Chromium) at 360 and 1280 px;
 #  3. the VM suites: a real V4L2 device (the kernel's vivid driver) in qemu,
 #     for x86_64 and for the aarch64 (Raspberry Pi 5) build, and the Debian
-#     package under real systemd (a Debian 12 system booted in qemu).
+#     package under real systemd (a Debian 12 system booted in qemu);
+#  4. the appliance: the SD-card image under a stand-in for the Pi 5
+#     firmware in qemu, through every update scenario (hil-tests/ota).
 # Ends with one line "N passed, M failed" over everything, and fails if
 # anything failed or did not report.
 set -euo pipefail
@@ -50,6 +52,8 @@ if [ "${SKIP_VM:-0}" != 1 ]; then
   suite bash hil-tests/vm/run.sh aarch64
   # The package under real systemd, with a power cut.
   suite bash hil-tests/systemd/run.sh
+  # The SD-card image and its updates (build, tryboot, commit, rollback).
+  suite bash hil-tests/ota/run.sh
 fi
 
 echo

@@ -41,7 +41,7 @@ def check(name, ok, info=""):
 
 def main():
     image = sys.argv[1]
-    work = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
+    work = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "boot")
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     disk = os.path.join(work, "disk.img")

@@ -1,0 +1,350 @@
+"""The emulated OTA proof: the qemu-x86_64 appliance image under the
+firmware stand-in (firmware.py), driven over SSH and HTTP as the owner's
+tools would, through each update scenario. Each scenario starts from a
+fresh copy of the image. Prints one line per check, the time each scenario
+took, and "N passed, M failed".
+
+    python3 scenarios.py --image IMG --bundles DIR [--only NAME]
+
+DIR holds the bundles run.sh made: good.raucb (a newer version),
+broken.raucb (newer, but its blackbox never becomes healthy),
+old.raucb (an older version), forged.raucb (signed by a key the device
+does not trust).
+"""
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from firmware import Firmware, partitions  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "out")
+BOOT_TIMEOUT = 900  # a hang detector for emulation, not a speed claim
+
+results = []
+times = []
+
+
+def check(name, ok, info=""):
+    results.append(bool(ok))
+    print(f"{'ok  ' if ok else 'FAIL'} {name}: {info}", flush=True)
+    return ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Device:
+    """One emulated dashcam: a fresh copy of the image, the firmware
+    stand-in, SSH and HTTP forwarded to the host."""
+
+    def __init__(self, name, image, key):
+        self.name = name
+        self.dir = os.path.join(OUT, name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.disk = os.path.join(self.dir, "disk.img")
+        subprocess.run(["cp", "--sparse=always", image, self.disk], check=True)
+        # A card is bigger than the image written to it: the first boot
+        # grows the data partition into the rest.
+        subprocess.run(["truncate", "-s", "+1G", self.disk], check=True)
+        self.key = key
+        self.provision()
+        self.ssh_port, self.http_port = free_port(), free_port()
+        self.fw = Firmware(self.disk, self.dir, forwards=[(self.ssh_port, 22), (self.http_port, 8080)])
+        self.boot_no = 0
+
+    def provision(self):
+        """The rig's SSH key on the data partition (as an owner would put
+        it there), written with debugfs into the image file."""
+        off = [p for p in partitions(self.disk).values() if p[2] == "data"][0][0]
+        target = f"{self.disk}?offset={off}"
+        for cmd in ("mkdir ssh", f"write {self.key}.pub ssh/authorized_keys"):
+            subprocess.run(["debugfs", "-w", "-R", cmd, target], check=True, capture_output=True)
+
+    def boot(self):
+        self.boot_no += 1
+        return self.fw.start(os.path.join(self.dir, f"boot{self.boot_no}.log"))
+
+    def healthz(self):
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5) as r:
+                return r.status
+        except Exception as e:
+            return getattr(e, "code", None)
+
+    def wait_healthy(self):
+        """Seconds from power-on until /healthz answers 200 and SSH works,
+        or None if the guest ended or hung."""
+        t0 = self.fw.started
+        while time.monotonic() - t0 < BOOT_TIMEOUT and self.fw.proc.poll() is None:
+            if self.healthz() == 200 and self.ssh("true", timeout=30).returncode == 0:
+                return time.monotonic() - t0
+            time.sleep(2)
+        return None
+
+    def ssh(self, cmd, timeout=600, stdin=None):
+        return subprocess.run(
+            ["ssh", "-i", self.key, "-p", str(self.ssh_port), "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+             "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", "root@127.0.0.1", cmd],
+            capture_output=True, text=True, timeout=timeout, stdin=stdin)
+
+    def out(self, cmd):
+        r = self.ssh(cmd)
+        return (r.stdout + r.stderr).strip()
+
+    def send(self, bundle):
+        with open(bundle, "rb") as f:
+            r = self.ssh("cat > /data/update.raucb", stdin=f)
+        return r.returncode == 0
+
+    def version(self):
+        return self.out(". /etc/os-release; echo $IMAGE_VERSION")
+
+    def finished(self):
+        """Every finished recording: {name: bytes}."""
+        text = self.out("find /data/blackbox -name '*.mkv' -printf '%f %s\\n'")
+        return dict((n, int(b)) for n, b in (l.split() for l in text.splitlines() if l.count(" ") == 1))
+
+    def footage(self):
+        """Makes sure there is a finished recording (a restart of the
+        service finishes the open segment) and returns them all."""
+        self.ssh("systemctl restart blackbox", timeout=120)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 300 and self.healthz() != 200:
+            time.sleep(1)
+        return self.finished()
+
+    def status(self):
+        return self.out("blackbox ota status")
+
+    def wait_end(self, timeout=BOOT_TIMEOUT):
+        return self.fw.wait(timeout)
+
+    def cut(self):
+        return self.fw.power_cut()
+
+    def poweroff(self):
+        self.ssh("systemctl poweroff", timeout=30)
+        return self.wait_end()
+
+
+def booted(dev, expect, what):
+    """Boots and waits for health; checks the firmware's choice."""
+    chosen = dev.boot()
+    up = dev.wait_healthy() if chosen == expect else None
+    slot = {2: "A", 3: "B"}.get(chosen[0] if chosen else 0, "?")
+    return check(f"{dev.name}: {what}", chosen == expect and up is not None,
+                 f"slot {slot}{' (tryboot)' if chosen and chosen[1] else ''}, healthy "
+                 f"{up:.0f} s after power-on" if up else f"firmware chose {chosen}; see {dev.fw.console_path}")
+
+
+def survived(dev, name, before):
+    """Every recording finished before the scenario is still there, whole."""
+    after = dev.finished()
+    lost = [n for n, b in before.items() if after.get(n) != b]
+    check(f"{name}: every finished recording survived", before and not lost,
+          f"{len(before)} before, {len(after)} after" + (f"; lost or changed: {lost}" if lost else ""))
+
+
+def install(dev, bundle, *flags):
+    """Copies the bundle over SSH and runs `blackbox update`; returns its
+    output (the connection drops when it reboots)."""
+    if not dev.send(bundle):
+        return "copy failed"
+    try:
+        r = dev.ssh(" ".join(["blackbox", "update", *flags, "/data/update.raucb"]), timeout=1800)
+        return (r.stdout + r.stderr).strip()
+    except subprocess.TimeoutExpired:
+        return "timed out"
+
+
+def scenario(fn):
+    def run(args):
+        t0 = time.monotonic()
+        failed = results.count(False)
+        try:
+            fn(args)
+        except Exception as e:  # a harness error fails the scenario, not the run
+            check(f"{fn.__name__}: ran to the end", False, repr(e))
+        secs = time.monotonic() - t0
+        if results.count(False) == failed:
+            # Passed: the disk is not needed to look into anything.
+            disk = os.path.join(OUT, fn.__name__, "disk.img")
+            if os.path.exists(disk):
+                os.remove(disk)
+        times.append((fn.__name__, secs))
+        print(f"ota: scenario {fn.__name__} took {secs:.0f} s", flush=True)
+    run.__name__ = fn.__name__
+    return run
+
+
+@scenario
+def good_update(a):
+    dev = Device("good_update", a.image, a.key)
+    if not booted(dev, (2, False), "the new card boots slot A"):
+        return
+    size = dev.out("df -B1 --output=size /data | tail -n 1").strip()
+    check("good_update: the first boot grew the data partition to the card",
+          size.isdigit() and int(size) > 1024**3, f"/data is {size} bytes (image: 256 MiB, card: +1 GiB)")
+    before = dev.footage()
+    out = install(dev, os.path.join(a.bundles, "good.raucb"))
+    end = dev.wait_end()
+    check("good_update: the update installs and reboots into a tryboot",
+          end is not None and end.how == "reboot-tryboot", f"{end}; {out[-300:]}")
+    if not booted(dev, (3, True), "the firmware boots slot B once, on trial"):
+        return
+    committed = None
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 600:
+        st = dev.status()
+        if "default partition 3" in st:
+            committed = time.monotonic() - t0
+            break
+        time.sleep(3)
+    check("good_update: the health gate commits slot B", committed is not None,
+          f"autoboot.txt names partition 3 {committed:.0f} s after READY" if committed else st)
+    check("good_update: the new version runs", dev.version() == "1.1.0", dev.version())
+    end = dev.poweroff()
+    if not booted(dev, (3, False), "a cold boot stays on slot B"):
+        return
+    check("good_update: still the new version after a cold boot", dev.version() == "1.1.0", dev.version())
+    survived(dev, "good_update", before)
+    dev.cut()
+
+
+@scenario
+def refused(a):
+    dev = Device("refused", a.image, a.key)
+    if not booted(dev, (2, False), "boots slot A"):
+        return
+    out = install(dev, os.path.join(a.bundles, "forged.raucb"), "--no-reboot")
+    check("refused: a bundle with a bad signature is refused",
+          "not installed" in out and "signature" in out.lower(), out.splitlines()[-1] if out else "")
+    out = install(dev, os.path.join(a.bundles, "old.raucb"), "--no-reboot")
+    check("refused: a downgrade is refused", "older than the running" in out,
+          out.splitlines()[-1] if out else "")
+    st = dev.status()
+    check("refused: nothing armed; slot A stays the default",
+          "default partition 2" in st and "armed" not in st and dev.healthz() == 200, st)
+    dev.cut()
+
+
+@scenario
+def unhealthy_update(a):
+    dev = Device("unhealthy_update", a.image, a.key)
+    if not booted(dev, (2, False), "boots slot A"):
+        return
+    before = dev.footage()
+    out = install(dev, os.path.join(a.bundles, "broken.raucb"))
+    end = dev.wait_end()
+    check("unhealthy_update: installs and reboots into a tryboot",
+          end is not None and end.how == "reboot-tryboot", f"{end}; {out[-300:]}")
+    chosen = dev.boot()
+    check("unhealthy_update: the firmware boots slot B on trial", chosen == (3, True), str(chosen))
+    end = dev.wait_end()
+    check("unhealthy_update: slot B reboots without a tryboot", end is not None and end.how == "reboot",
+          f"{end}")
+    if not booted(dev, (2, False), "the old slot A boots again"):
+        return
+    check("unhealthy_update: the old version runs", dev.version() == "1.0.0", dev.version())
+    state = dev.out("blackbox ota backend get-state B")
+    check("unhealthy_update: slot B is marked bad", state == "bad", f"get-state B: {state}")
+    # The journal of the trial boot, kept on /data across the reboot.
+    log = dev.out("journalctl -b -1 -u blackbox-health --no-pager -o cat")
+    check("unhealthy_update: the gate said why, in the journal kept on /data",
+          "rolling back" in log,
+          next((l for l in log.splitlines() if "rolling back" in l), log[-200:] or "no journal of the trial boot"))
+    survived(dev, "unhealthy_update", before)
+    dev.cut()
+
+
+@scenario
+def power_cut_during_install(a):
+    dev = Device("power_cut_during_install", a.image, a.key)
+    if not booted(dev, (2, False), "boots slot A"):
+        return
+    before = dev.footage()
+    dev.send(os.path.join(a.bundles, "good.raucb"))
+    dev.ssh("nohup blackbox update /data/update.raucb > /data/update.log 2>&1 &", timeout=60)
+    # A random point of the install, chosen by its progress (RAUC's
+    # percentages), not by time, so that a fast or a slow host cuts inside
+    # it all the same.
+    target = random.randint(0, 95)
+    seen = -1
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 900:
+        log = dev.out("cat /data/update.log")
+        percents = [int(l.split("%")[0]) for l in log.splitlines() if l.strip()[:3].strip().isdigit() and "%" in l]
+        seen = max(percents, default=-1)
+        if seen >= target or "succeeded" in log or "not installed" in log:
+            break
+        time.sleep(0.2)
+    dev.cut()
+    check("power_cut_during_install: the cut came during the install",
+          0 <= seen < 100, f"at {seen} % (aimed at {target} %)")
+    if not booted(dev, (2, False), "after the cut, slot A boots"):
+        return
+    check("power_cut_during_install: the old version runs intact",
+          dev.version() == "1.0.0" and "default partition 2" in dev.status(), dev.status())
+    survived(dev, "power_cut_during_install", before)
+    dev.cut()
+
+
+@scenario
+def power_cut_before_commit(a):
+    dev = Device("power_cut_before_commit", a.image, a.key)
+    if not booted(dev, (2, False), "boots slot A"):
+        return
+    install(dev, os.path.join(a.bundles, "good.raucb"))
+    end = dev.wait_end()
+    check("power_cut_before_commit: reboots into a tryboot", end is not None and end.how == "reboot-tryboot", str(end))
+    if not booted(dev, (3, True), "slot B boots on trial"):
+        return
+    # Hold the health gate so that the cut surely comes before the commit,
+    # however slow this host is.
+    dev.ssh("systemctl stop blackbox-health.service", timeout=60)
+    st = dev.status()
+    check("power_cut_before_commit: not yet committed at the cut", "default partition 2" in st,
+          st.replace("\n", "; "))
+    dev.cut()
+    if not booted(dev, (2, False), "after the cut, the old slot A boots"):
+        return
+    check("power_cut_before_commit: the old version runs", dev.version() == "1.0.0", dev.version())
+    dev.cut()
+
+
+ALL = [good_update, refused, unhealthy_update, power_cut_during_install, power_cut_before_commit]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--image", required=True)
+    p.add_argument("--bundles", required=True)
+    p.add_argument("--key", required=True, help="the rig's SSH private key (KEY.pub beside it)")
+    p.add_argument("--only", action="append")
+    a = p.parse_args()
+    os.makedirs(OUT, exist_ok=True)
+    for s in ALL:
+        if not a.only or s.__name__ in a.only:
+            s(a)
+    print("ota: scenario times: " + ", ".join(f"{n} {t:.0f} s" for n, t in times))
+    failed = results.count(False)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
