@@ -8,34 +8,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
 use common::{Server, TempDir};
 
 const PASSWORD: &str = "a long dashcam password";
-
-/// Writes a password file with `blackbox passwd` (stdin, not a terminal).
-fn password_file(dir: &TempDir) -> String {
-    let file = dir.0.join("password");
-    let mut child = Command::new(common::BIN)
-        .arg("passwd")
-        .arg(&file)
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    file.display().to_string()
-}
 
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
@@ -154,7 +133,7 @@ fn recording(server: &Server, auth: &str) -> bool {
 #[test]
 fn every_route_needs_the_password_but_login_and_healthz() {
     let dir = TempDir::new("auth-routes");
-    let file = password_file(&dir);
+    let file = common::password_file(&dir, PASSWORD);
     let server = Server::start(&["--password-file", &file, "--size", "320x240"]);
     // Nothing without it; a page load goes to the login page; tools are
     // asked for Basic.
@@ -259,7 +238,7 @@ fn every_route_needs_the_password_but_login_and_healthz() {
 #[test]
 fn failed_logins_are_limited_per_address_and_logged() {
     let dir = TempDir::new("auth-limit");
-    let file = password_file(&dir);
+    let file = common::password_file(&dir, PASSWORD);
     let mut server = Server::start(&["--password-file", &file, "--size", "320x240"]);
     for i in 0..5 {
         let (code, _, body) = send(
@@ -312,7 +291,7 @@ fn failed_logins_are_limited_per_address_and_logged() {
 #[test]
 fn cross_site_requests_change_nothing() {
     let dir = TempDir::new("auth-csrf");
-    let file = password_file(&dir);
+    let file = common::password_file(&dir, PASSWORD);
     let server = Server::start(&["--password-file", &file, "--size", "320x240"]);
     let cookie = login(&server);
     let auth = basic(PASSWORD);
@@ -399,7 +378,7 @@ fn cross_site_requests_change_nothing() {
 #[test]
 fn a_password_change_ends_every_session() {
     let dir = TempDir::new("auth-change");
-    let file = password_file(&dir);
+    let file = common::password_file(&dir, PASSWORD);
     let server = Server::start(&["--password-file", &file, "--size", "320x240"]);
     let cookie = login(&server);
     let change = |current: &str, new: &str| {

@@ -8,26 +8,12 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use base64::Engine;
 use common::{Server, TempDir};
 
 const PASSWORD: &str = "a long dashcam password";
-
-fn password_file(dir: &TempDir) -> String {
-    let file = dir.0.join("password");
-    let mut child = Command::new(common::BIN)
-        .arg("passwd")
-        .arg(&file)
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
-    assert!(child.wait().unwrap().success());
-    file.display().to_string()
-}
 
 /// Sends one request (the head's lines, then `body`) and returns the status
 /// code and the response text.
@@ -68,7 +54,7 @@ fn head(server: &Server, method: &str, origin: Option<&str>, auth: bool) -> Vec<
 #[test]
 fn an_upload_is_queued_whole_and_only_from_the_page() {
     let dir = TempDir::new("update");
-    let file = password_file(&dir);
+    let file = common::password_file(&dir, PASSWORD);
     let data = dir.0.join("data");
     let data_arg = data.display().to_string();
     let server = Server::start(&[

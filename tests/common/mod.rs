@@ -343,3 +343,25 @@ pub fn plain_jpeg(dir: &TempDir, width: u32, height: u32) -> PathBuf {
 pub fn testkit_get_json(url: &str) -> serde_json::Value {
     testkit::get_json(url).expect("JSON")
 }
+
+/// Writes a password file with `blackbox passwd` (the password on stdin,
+/// not a terminal); returns its path.
+pub fn password_file(dir: &TempDir, password: &str) -> String {
+    use std::io::Write;
+    let file = dir.0.join("password");
+    let mut child = Command::new(BIN)
+        .arg("passwd")
+        .arg(&file)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    file.display().to_string()
+}
