@@ -15,6 +15,7 @@ does not trust).
 import argparse
 import os
 import random
+import re
 import shutil
 import socket
 import subprocess
@@ -151,6 +152,12 @@ def booted(dev, expect, what):
                  f"{up:.0f} s after power-on" if up else f"firmware chose {chosen}; see {dev.fw.console_path}")
 
 
+def fresh(a, name, what="boots slot A"):
+    """A new device from the image, booted on slot A; None if it did not."""
+    dev = Device(name, a.image, a.key)
+    return dev if booted(dev, (2, False), what) else None
+
+
 def survived(dev, name, before):
     """Every recording finished before the scenario is still there, whole."""
     after = dev.finished()
@@ -193,8 +200,8 @@ def scenario(fn):
 
 @scenario
 def good_update(a):
-    dev = Device("good_update", a.image, a.key)
-    if not booted(dev, (2, False), "the new card boots slot A"):
+    dev = fresh(a, "good_update", "the new card boots slot A")
+    if dev is None:
         return
     size = dev.out("df -B1 --output=size /data | tail -n 1").strip()
     check("good_update: the first boot grew the data partition to the card",
@@ -227,8 +234,8 @@ def good_update(a):
 
 @scenario
 def refused(a):
-    dev = Device("refused", a.image, a.key)
-    if not booted(dev, (2, False), "boots slot A"):
+    dev = fresh(a, "refused")
+    if dev is None:
         return
     out = install(dev, os.path.join(a.bundles, "forged.raucb"), "--no-reboot")
     check("refused: a bundle with a bad signature is refused",
@@ -244,8 +251,8 @@ def refused(a):
 
 @scenario
 def unhealthy_update(a):
-    dev = Device("unhealthy_update", a.image, a.key)
-    if not booted(dev, (2, False), "boots slot A"):
+    dev = fresh(a, "unhealthy_update")
+    if dev is None:
         return
     before = dev.footage()
     out = install(dev, os.path.join(a.bundles, "broken.raucb"))
@@ -273,8 +280,8 @@ def unhealthy_update(a):
 
 @scenario
 def power_cut_during_install(a):
-    dev = Device("power_cut_during_install", a.image, a.key)
-    if not booted(dev, (2, False), "boots slot A"):
+    dev = fresh(a, "power_cut_during_install")
+    if dev is None:
         return
     before = dev.footage()
     dev.send(os.path.join(a.bundles, "good.raucb"))
@@ -287,7 +294,7 @@ def power_cut_during_install(a):
     t0 = time.monotonic()
     while time.monotonic() - t0 < 900:
         log = dev.out("cat /data/update.log")
-        percents = [int(l.split("%")[0]) for l in log.splitlines() if l.strip()[:3].strip().isdigit() and "%" in l]
+        percents = [int(m.group(1)) for m in re.finditer(r"^\s*(\d+)%", log, re.M)]
         seen = max(percents, default=-1)
         if seen >= target or "succeeded" in log or "not installed" in log:
             break
@@ -305,8 +312,8 @@ def power_cut_during_install(a):
 
 @scenario
 def power_cut_before_commit(a):
-    dev = Device("power_cut_before_commit", a.image, a.key)
-    if not booted(dev, (2, False), "boots slot A"):
+    dev = fresh(a, "power_cut_before_commit")
+    if dev is None:
         return
     install(dev, os.path.join(a.bundles, "good.raucb"))
     end = dev.wait_end()

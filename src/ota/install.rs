@@ -116,8 +116,11 @@ pub fn precheck(file: &Path, os_release: &Path, force: bool) -> Result<String, I
 
 /// Runs `rauc install FILE`, telling `report` as it goes.
 pub fn rauc_install(file: &Path, mut report: impl FnMut(Progress)) -> Result<(), InstallError> {
-    let mut child = Command::new("rauc")
-        .arg("install")
+    // rauc prints its progress with stdio, which a pipe would buffer to
+    // the end: stdbuf (coreutils) makes it line-buffered, so the page and
+    // the log see each step as it happens.
+    let mut child = Command::new("stdbuf")
+        .args(["-oL", "rauc", "install"])
         .arg(file)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
