@@ -169,6 +169,11 @@ impl Backend {
         self.default_slot(&self.autoboot()?)
     }
 
+    /// Whether the running slot is the one autoboot.txt boots by default.
+    pub fn running_is_default(&self) -> Result<bool, BackendError> {
+        Ok(self.default_slot(&self.autoboot()?)? == self.get_current()?)
+    }
+
     /// Makes `s` the slot the next boot starts: a one-shot tryboot unless it
     /// is the default already.
     pub fn set_primary(&self, s: Slot) -> Result<(), BackendError> {

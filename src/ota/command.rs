@@ -55,6 +55,9 @@ pub fn pre_install(os_release: &Path) -> i32 {
     }
 }
 
+/// How many times the gate asks RAUC to commit a healthy slot.
+const COMMIT_ATTEMPTS: u32 = 3;
+
 /// `blackbox ota gate`: commit a healthy tryboot, roll back an unhealthy one.
 pub fn gate(config: &crate::config::Config, hold: u64, deadline: u64, reboot: bool) -> i32 {
     let boot = match bootinfo::read(&bootinfo::Sources::default()) {
@@ -94,15 +97,30 @@ pub fn gate(config: &crate::config::Config, hold: u64, deadline: u64, reboot: bo
     };
     match verdict {
         Verdict::Healthy(after) => {
-            if !rauc("mark-good") {
-                eprintln!("blackbox: healthy, but rauc status mark-good failed; not committed");
-                return 1;
+            // `rauc status mark-good` asks the RAUC service over D-Bus; a
+            // slow or busy system can time the call out while the service
+            // still commits. Only autoboot.txt says whether it did: look
+            // there, and ask again, a few times.
+            let committed = || Backend::appliance().running_is_default().unwrap_or(false);
+            for attempt in 1..=COMMIT_ATTEMPTS {
+                if rauc("mark-good") || committed() {
+                    println!(
+                        "blackbox: slot {slot} healthy after {} s: committed",
+                        after.as_secs()
+                    );
+                    return 0;
+                }
+                eprintln!(
+                    "blackbox: healthy, but rauc status mark-good failed (attempt {attempt} of {COMMIT_ATTEMPTS})"
+                );
+                std::thread::sleep(Duration::from_secs(10 * u64::from(attempt)));
             }
-            println!(
-                "blackbox: slot {slot} healthy after {} s: committed",
-                after.as_secs()
+            // Not committed: the next boot, whenever it comes, is the old
+            // slot's; this one keeps recording until then.
+            eprintln!(
+                "blackbox: slot {slot} stays on trial: the next boot returns to the old slot"
             );
-            0
+            1
         }
         Verdict::Unhealthy(why) => {
             eprintln!("blackbox: slot {slot} is not healthy ({why}): rolling back");
