@@ -30,12 +30,14 @@ import struct
 import subprocess
 import tempfile
 import time
+import uuid
 
 SECTOR = 512
 
 
-def partitions(image):
-    """GPT partitions: {number: (offset_bytes, size_bytes, name)}."""
+def gpt(image):
+    """GPT entries: {number: {offset, size, name, type, uuid}} (GUIDs as
+    lower-case strings)."""
     with open(image, "rb") as f:
         f.seek(SECTOR)
         hdr = f.read(92)
@@ -50,9 +52,19 @@ def partitions(image):
         if e[:16] == b"\0" * 16:
             continue
         first, last = struct.unpack_from("<QQ", e, 32)
-        name = e[56:128].decode("utf-16-le").rstrip("\0")
-        parts[i + 1] = (first * SECTOR, (last - first + 1) * SECTOR, name)
+        parts[i + 1] = {
+            "offset": first * SECTOR,
+            "size": (last - first + 1) * SECTOR,
+            "name": e[56:128].decode("utf-16-le").rstrip("\0"),
+            "type": str(uuid.UUID(bytes_le=e[:16])),
+            "uuid": str(uuid.UUID(bytes_le=e[16:32])),
+        }
     return parts
+
+
+def partitions(image):
+    """GPT partitions: {number: (offset_bytes, size_bytes, name)}."""
+    return {n: (p["offset"], p["size"], p["name"]) for n, p in gpt(image).items()}
 
 
 def fat_read(image, part_offset, path):
@@ -114,8 +126,11 @@ class Boot:
 class Firmware:
     """The board: one disk image, the one-shot flag, qemu as the CPU."""
 
-    def __init__(self, image, workdir, forwards=(), memory=1024):
+    def __init__(self, image, workdir, forwards=(), memory=1024, write_log=None):
         self.image = image
+        # A file to log every write to the disk in (qemu's blklogwrites,
+        # the dm-log-writes format), for crash-consistency tests.
+        self.write_log = write_log
         self.workdir = workdir
         self.forwards = forwards  # [(host_port, guest_port)]
         self.memory = memory
@@ -157,7 +172,7 @@ class Firmware:
             "-m", str(self.memory), "-smp", "2", "-nographic", "-no-reboot",
             "-kernel", os.path.join(tmp, "vmlinuz"), "-initrd", os.path.join(tmp, "initrd.img"),
             "-append", cmdline,
-            "-drive", f"file={self.image},if=virtio,format=raw,cache=writeback",
+            *self.drive(),
             "-device", "i6300esb", "-watchdog-action", "reset",
             "-nic", f"user,model=virtio-net-pci{fwd}",
         ]
@@ -168,6 +183,17 @@ class Firmware:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.console,
                                      stderr=subprocess.STDOUT)
         return partition, tryboot
+
+    def drive(self):
+        if not self.write_log:
+            return ["-drive", f"file={self.image},if=virtio,format=raw,cache=writeback"]
+        open(self.write_log, "wb").close()
+        return [
+            "-blockdev", f"driver=file,filename={self.image},node-name=disk0,cache.direct=off",
+            "-blockdev", f"driver=file,filename={self.write_log},node-name=log0",
+            "-blockdev", "driver=blklogwrites,file=disk0,log=log0,node-name=logged,log-sector-size=512",
+            "-device", "virtio-blk-pci,drive=logged",
+        ]
 
     def console_text(self):
         with open(self.console_path, "rb") as f:

@@ -13,6 +13,7 @@ does not trust).
 """
 
 import argparse
+import concurrent.futures
 import os
 import random
 import re
@@ -20,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -31,11 +33,17 @@ OUT = os.path.join(HERE, "out")
 BOOT_TIMEOUT = 900  # a hang detector for emulation, not a speed claim
 
 results = []
+failed_in = set()  # scenarios with a failed check
 times = []
+
+
+current = threading.local()  # the scenario this thread runs
 
 
 def check(name, ok, info=""):
     results.append(bool(ok))
+    if not ok:
+        failed_in.add(getattr(current, "scenario", None))
     print(f"{'ok  ' if ok else 'FAIL'} {name}: {info}", flush=True)
     return ok
 
@@ -50,7 +58,7 @@ class Device:
     """One emulated dashcam: a fresh copy of the image, the firmware
     stand-in, SSH and HTTP forwarded to the host."""
 
-    def __init__(self, name, image, key):
+    def __init__(self, name, image, key, grow=True):
         self.name = name
         self.dir = os.path.join(OUT, name)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -59,7 +67,8 @@ class Device:
         subprocess.run(["cp", "--sparse=always", image, self.disk], check=True)
         # A card is bigger than the image written to it: the first boot
         # grows the data partition into the rest.
-        subprocess.run(["truncate", "-s", "+1G", self.disk], check=True)
+        if grow:
+            subprocess.run(["truncate", "-s", "+1G", self.disk], check=True)
         self.key = key
         self.provision()
         self.ssh_port, self.http_port = free_port(), free_port()
@@ -128,6 +137,23 @@ class Device:
             time.sleep(1)
         return self.finished()
 
+    def console_trouble(self):
+        """What went wrong on the console, if systemd said: its FAILED,
+        DEPEND and timeout lines (for a failure's message)."""
+        try:
+            with open(self.fw.console_path, errors="replace") as f:
+                text = f.read()
+        except OSError:
+            return ""
+        lines = [l.strip() for l in text.splitlines()
+                 if re.search(r"FAILED|DEPEND|Timed out|timed out|Kernel panic|watchdog", l)]
+        return "".join(f"console: {l[-160:]}; " for l in lines[-6:])
+
+    def journal(self, *units):
+        """The last lines the units logged in this boot (for a failure's message)."""
+        flags = " ".join(f"-u {u}" for u in units)
+        return self.out(f"journalctl -b {flags} --no-pager -o cat | tail -n 12").replace("\n", "; ")
+
     def status(self):
         return self.out("blackbox ota status")
 
@@ -149,7 +175,8 @@ def booted(dev, expect, what):
     slot = {2: "A", 3: "B"}.get(chosen[0] if chosen else 0, "?")
     return check(f"{dev.name}: {what}", chosen == expect and up is not None,
                  f"slot {slot}{' (tryboot)' if chosen and chosen[1] else ''}, healthy "
-                 f"{up:.0f} s after power-on" if up else f"firmware chose {chosen}; see {dev.fw.console_path}")
+                 f"{up:.0f} s after power-on" if up else
+                 f"firmware chose {chosen}; {dev.console_trouble()}see {dev.fw.console_path}")
 
 
 def fresh(a, name, what="boots slot A"):
@@ -181,13 +208,13 @@ def install(dev, bundle, *flags):
 def scenario(fn):
     def run(args):
         t0 = time.monotonic()
-        failed = results.count(False)
+        current.scenario = fn.__name__
         try:
             fn(args)
         except Exception as e:  # a harness error fails the scenario, not the run
             check(f"{fn.__name__}: ran to the end", False, repr(e))
         secs = time.monotonic() - t0
-        if results.count(False) == failed:
+        if fn.__name__ not in failed_in:
             # Passed: the disk is not needed to look into anything.
             disk = os.path.join(OUT, fn.__name__, "disk.img")
             if os.path.exists(disk):
@@ -222,7 +249,8 @@ def good_update(a):
             break
         time.sleep(3)
     check("good_update: the health gate commits slot B", committed is not None,
-          f"autoboot.txt names partition 3 {committed:.0f} s after READY" if committed else st)
+          f"autoboot.txt names partition 3 {committed:.0f} s after READY" if committed
+          else f"{st}; journal: {dev.journal('blackbox-health', 'rauc')}")
     check("good_update: the new version runs", dev.version() == "1.1.0", dev.version())
     end = dev.poweroff()
     if not booted(dev, (3, False), "a cold boot stays on slot B"):
@@ -342,11 +370,17 @@ def main():
     p.add_argument("--bundles", required=True)
     p.add_argument("--key", required=True, help="the rig's SSH private key (KEY.pub beside it)")
     p.add_argument("--only", action="append")
+    p.add_argument("--jobs", type=int, default=int(os.environ.get("OTA_JOBS", "2")),
+                   help="scenarios run at once (each its own guest; default 2)")
     a = p.parse_args()
     os.makedirs(OUT, exist_ok=True)
-    for s in ALL:
-        if not a.only or s.__name__ in a.only:
-            s(a)
+    chosen = [s for s in ALL if not a.only or s.__name__ in a.only]
+    # Scenarios share nothing but the read-only image and bundles: each has
+    # its own copy of the card, ports and directory. Running two at once
+    # keeps both of a 2-core machine busy while a guest waits on itself.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, a.jobs)) as pool:
+        for f in [pool.submit(s, a) for s in chosen]:
+            f.result()
     print("ota: scenario times: " + ", ".join(f"{n} {t:.0f} s" for n, t in times))
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")
