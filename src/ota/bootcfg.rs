@@ -16,9 +16,10 @@
 //!   file, untouched (its directory entry and cluster are not written); at
 //!   most a partial `autoboot.tmp` and lost clusters, which the next
 //!   replacement removes. The old slot boots.
-//! - during 3: Linux's vfat rename points the old name's directory entry at
-//!   the new file's cluster and then deletes the temporary name's entry; the
-//!   two are separate sector writes. Cut between them, both names point at
+//! - during 3: with the partition mounted `sync`, Linux's vfat rename
+//!   first writes the old name's directory entry pointing at the new file's
+//!   cluster, then deletes the temporary name's entry, then frees the old
+//!   cluster: separate writes, in that order. Cut between them, both names point at
 //!   the new cluster (a cross-link) and `autoboot.txt` reads as the new
 //!   file. Cut before the first, it is the old file. Either is a whole file
 //!   the firmware boots from; no cut yields a half-written `autoboot.txt`,
@@ -175,8 +176,13 @@ impl Bootcfg {
             });
         };
         fs::create_dir_all(&self.dir).map_err(io("create", &self.dir))?;
+        // `sync` (which implies dirsync): Linux's vfat then writes the
+        // renamed entry before it removes the temporary one and before it
+        // frees the old file's cluster. Without it the write-back order is
+        // free, and hil-tests/ota/fatcut.py caught a cut that left
+        // autoboot.txt pointing at a cluster already marked free.
         let opts = if writable {
-            "rw,noatime,nodev,nosuid,noexec"
+            "rw,sync,noatime,nodev,nosuid,noexec"
         } else {
             "ro,nodev,nosuid,noexec"
         };
