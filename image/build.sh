@@ -2,15 +2,19 @@
 # Builds the SD-card image, blackbox-VERSION-PROFILE.img, and the parts an
 # update bundle is made of (image/bundle.sh), into image/out/PROFILE/.
 #
-#   image/build.sh PROFILE [--version V] [--firmware DIR] [--config FILE] [--keep-tree]
+#   image/build.sh PROFILE [--version V] [--firmware DIR] [--deb FILE] [--config FILE] [--keep-tree]
 #
-# --config replaces /etc/blackbox/blackbox.toml; --keep-tree leaves the root
+# --deb installs that blackbox package instead of building one (the release
+# workflow builds it with cross); --config replaces /etc/blackbox/blackbox.toml; --keep-tree leaves the root
 # file system in image/out/PROFILE/tree (root-owned) for variants of the
 # system image (the OTA tests make their update bundles that way).
 # PROFILE is qemu-x86_64 (Debian's kernel, bootable under qemu here) or
-# pi5 (the Raspberry Pi 5: its kernel, firmware and rpicam-apps come from
-# Raspberry Pi's archive, which these machines cannot reach, so they are
-# taken from --firmware DIR; see image/README.md). One layout, GPT:
+# pi5 (the Raspberry Pi 5: its kernel and rpicam-apps come from Raspberry
+# Pi's archive, which these machines cannot reach, so they are taken from
+# --firmware DIR, the .deb files image/pi5/fetch-firmware.sh downloads
+# there; the board's boot firmware itself lives in its EEPROM). An arm64
+# root file system built on another architecture runs its maintainer
+# scripts under qemu-user (binfmt_misc). One layout, GPT:
 #
 #   p1 bootcfg   FAT  32 MiB   autoboot.txt only (the firmware's A/B choice)
 #   p2 boot_a    FAT 128 MiB   kernel, initramfs, cmdline.txt (+ config.txt, DTBs on a Pi)
@@ -27,18 +31,20 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
-usage() { echo "usage: image/build.sh qemu-x86_64|pi5 [--version V] [--firmware DIR] [--config FILE] [--keep-tree]" >&2; exit 2; }
+usage() { echo "usage: image/build.sh qemu-x86_64|pi5 [--version V] [--firmware DIR] [--deb FILE] [--config FILE] [--keep-tree]" >&2; exit 2; }
 profile=${1:-}
 [ -n "$profile" ] || usage
 shift
 version=$(grep -m1 '^version' "$root/Cargo.toml" | cut -d'"' -f2)
 firmware=""
+deb=""
 config=""
 keep_tree=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --version) version=$2; shift 2 ;;
-    --firmware) firmware=$2; shift 2 ;;
+    --firmware) firmware=$(cd "$2" && pwd); shift 2 ;;
+    --deb) deb=$(realpath "$2"); shift 2 ;;
     --config) config=$2; shift 2 ;;
     --keep-tree) keep_tree=1; shift ;;
     *) usage ;;
@@ -49,7 +55,10 @@ case "$profile" in
   pi5)
     arch=arm64; kernel_pkg=""
     if [ -z "$firmware" ] || [ ! -d "$firmware" ]; then
-      echo "image: the pi5 profile needs --firmware DIR (see image/README.md)" >&2; exit 2
+      echo "image: the pi5 profile needs --firmware DIR, Raspberry Pi's kernel and rpicam-apps packages (image/pi5/fetch-firmware.sh DIR fetches them)" >&2; exit 2
+    fi
+    if ! ls "$firmware"/linux-image-*rpi-2712*.deb >/dev/null 2>&1; then
+      echo "image: $firmware holds no linux-image-*rpi-2712*.deb (Raspberry Pi's Pi 5 kernel)" >&2; exit 2
     fi
     ;;
   *) usage ;;
@@ -58,12 +67,28 @@ esac
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 need=()
-for p in mmdebstrap genimage erofs-utils mtools dosfstools e2fsprogs rauc openssl fdisk; do
+for p in mmdebstrap genimage erofs-utils mtools dosfstools e2fsprogs rauc openssl fdisk \
+         $([ "$arch" = "$(dpkg --print-architecture)" ] || echo qemu-user-static); do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then
   echo "image: installing ${need[*]}" >&2
   "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# A foreign architecture's maintainer scripts run under qemu-user: register
+# it with binfmt_misc unless that is done (as systemd-binfmt would at boot;
+# a container or CI machine may not have run it).
+if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+  qarch=$(case "$arch" in arm64) echo aarch64 ;; *) echo "$arch" ;; esac)
+  if [ ! -e "/proc/sys/fs/binfmt_misc/qemu-$qarch" ]; then
+    [ -e /proc/sys/fs/binfmt_misc/register ] || "${sudo_cmd[@]}" mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc
+    conf=$(ls /usr/lib/binfmt.d/qemu-"$qarch".conf 2>/dev/null || true)
+    if [ -z "$conf" ]; then
+      echo "image: no /usr/lib/binfmt.d/qemu-$qarch.conf: cannot run $arch programs here" >&2; exit 1
+    fi
+    grep "^:qemu-$qarch:" "$conf" | "${sudo_cmd[@]}" tee /proc/sys/fs/binfmt_misc/register >/dev/null
+  fi
 fi
 
 out="$here/out/$profile"
@@ -92,22 +117,32 @@ else
 fi
 
 # The package (its postinst skips the password: the card makes its own).
-case "$arch" in
-  amd64) deb=$(bash "$root/scripts/package.sh" amd64 | tail -n 1) ;;
-  arm64) deb=$(bash "$root/scripts/package.sh" arm64 | tail -n 1) ;;
-esac
+if [ -z "$deb" ]; then
+  deb=$(bash "$root/scripts/package.sh" "$arch" | tail -n 1)
+fi
+if [ "$(dpkg-deb -f "$deb" Architecture)" != "$arch" ]; then
+  echo "image: $deb is not an $arch package" >&2; exit 2
+fi
 cp "$deb" "$work/blackbox.deb"
 
 # The root file system. Downloaded packages are kept in image/cache/apt-ARCH
 # between builds.
 packages="systemd,systemd-sysv,udev,kmod,dbus,initramfs-tools,rauc,rauc-service,e2fsprogs,dosfstools"
-packages+=",fdisk,util-linux,procps,iproute2,openssh-server,adduser,ca-certificates"
+packages+=",fdisk,util-linux,procps,iproute2,openssh-server,adduser"
 [ -z "$kernel_pkg" ] || packages+=",$kernel_pkg"
+# Raspberry Pi's packages, by path: apt resolves their dependencies between
+# them and from Debian (mmdebstrap's file-mirror-automount hook makes the
+# files visible inside the chroot for dpkg).
+local_debs=()
+if [ -n "$firmware" ]; then
+  for f in "$firmware"/*.deb; do local_debs+=("--include=$f"); done
+  local_debs+=(--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount)
+fi
 tree="$work/tree"
 echo "image: root file system ($profile, $arch; mmdebstrap)" >&2
 # shellcheck disable=SC2016 # "$1" is mmdebstrap's: the new root
 "${sudo_cmd[@]}" env BLACKBOX_IMAGE_BUILD=1 mmdebstrap --mode=root --variant=minbase --arch="$arch" \
-  --include="$packages" \
+  --include="$packages" "${local_debs[@]}" \
   --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
@@ -134,7 +169,17 @@ case "$profile" in
     "${sudo_cmd[@]}" chown -R "$(id -u):$(id -g)" "$boot"
     ;;
   pi5)
-    cp -r "$firmware/boot/." "$boot/"
+    # What Raspberry Pi's kernel package installs, under the names the Pi 5
+    # firmware loads (config.txt): the 2712 kernel and its initramfs, the
+    # BCM2712 device trees, the overlays (camera sensors among them).
+    kernel=$(find "$tree/boot" -maxdepth 1 -name 'vmlinuz-*-rpi-2712' -printf '%f\n' | sort -V | tail -n 1)
+    [ -n "$kernel" ] || { echo "image: no /boot/vmlinuz-*-rpi-2712 in the root file system" >&2; exit 1; }
+    kver=${kernel#vmlinuz-}
+    "${sudo_cmd[@]}" cp "$tree/boot/$kernel" "$boot/kernel_2712.img"
+    "${sudo_cmd[@]}" cp "$tree/boot/initrd.img-$kver" "$boot/initramfs_2712"
+    "${sudo_cmd[@]}" cp "$tree/usr/lib/linux-image-$kver"/broadcom/bcm2712*.dtb "$boot/"
+    "${sudo_cmd[@]}" cp -r "$tree/usr/lib/linux-image-$kver/overlays" "$boot/overlays"
+    "${sudo_cmd[@]}" chown -R "$(id -u):$(id -g)" "$boot"
     cp "$here/pi5/config.txt" "$boot/config.txt"
     console=serial0,115200
     ;;

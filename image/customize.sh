@@ -22,8 +22,32 @@ for unit in blackbox-var.service blackbox-grow-data.service blackbox-health.serv
             blackbox-update.path systemd-networkd.service ssh.service; do
   chroot "$tree" systemctl enable "$unit" >/dev/null 2>&1
 done
+# qemu-x86_64: only the modules of the board qemu emulates (virtio disk
+# and network, the i6300esb watchdog) and of what the system does (file
+# systems, device mapper and loop for RAUC's verity bundles, crypto). Debian's
+# kernel brings ~400 MB of modules for every PC there is; a copy of them in
+# each system slot and in each update bundle costs flashing and installing
+# time for nothing. The pi5 profile keeps its kernel's modules whole.
+if [ "$profile" = qemu-x86_64 ]; then
+  for dir in "$tree"/usr/lib/modules/*/; do
+    kernel=$(basename "$dir")
+    find "$dir/kernel" -name '*.ko*' \
+      -not -path '*/kernel/fs/*' -not -path '*/kernel/lib/*' -not -path '*/kernel/crypto/*' \
+      -not -path '*/kernel/arch/*' -not -path '*/kernel/block/*' -not -path '*/kernel/net/core/*' \
+      -not -path '*/drivers/virtio/*' -not -path '*/drivers/block/*' -not -path '*/drivers/md/*' \
+      -not -path '*/drivers/watchdog/*' -not -path '*/drivers/char/*' \
+      -not -name virtio_net.ko -not -name net_failover.ko -delete
+    find "$dir/kernel" -type d -empty -delete
+    chroot "$tree" depmod "$kernel"
+  done
+fi
 # The initramfs: erofs for the root, ext4 for the machine-id hook, vfat.
 printf 'erofs\next4\nvfat\n' >> "$tree/etc/initramfs-tools/modules"
-if ls "$tree"/boot/vmlinuz-* >/dev/null 2>&1; then
-  chroot "$tree" update-initramfs -u -k all >/dev/null
-fi
+# Made anew for each kernel (a kernel package's hook may have run before
+# the modules list above, or not at all in the chroot).
+for kernel in "$tree"/boot/vmlinuz-*; do
+  [ -e "$kernel" ] || continue
+  kver=${kernel##*/vmlinuz-}
+  rm -f "$tree/boot/initrd.img-$kver"
+  chroot "$tree" update-initramfs -c -k "$kver" >/dev/null
+done

@@ -12,8 +12,10 @@ bash scripts/deps.sh >&2
 if ! cargo deb --version >/dev/null 2>&1; then
   cargo install cargo-deb --locked --version 3.8.0 >&2
 fi
+# On a machine of that architecture (an arm64 runner), a native build.
+host=$(dpkg --print-architecture)
 case "$arch" in
-  amd64)
+  "$host")
     cargo build --release --locked >&2
     deb=$(cargo deb --no-build --no-strip --locked | tail -n 1)
     ;;
@@ -25,6 +27,7 @@ case "$arch" in
     # target/TRIPLE/release/.
     deb=$(cargo deb --no-build --no-strip --locked --target "$triple" | tail -n 1)
     ;;
+  amd64) echo "package: amd64 is built on an amd64 machine only" >&2; exit 2 ;;
   *) echo "package: unknown arch $arch (amd64 or arm64)" >&2; exit 2 ;;
 esac
 echo "$deb"
