@@ -1,0 +1,214 @@
+"""The boards the dashcam cases run on: the Raspberry Pi 5 in the rig
+(labgrid: SD mux, power relay, serial console, SSH over Ethernet) and the
+qemu-x86_64 image under the firmware stand-in (hil-tests/ota/firmware.py),
+which CI runs so that the cases themselves are proven before a rig runs
+them. Both offer the same few verbs: flash, power on and off, wait for
+health, SSH, HTTP, the console, and wait for a reset the board does by
+itself (the hardware watchdog).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "ota"))
+from firmware import partitions  # noqa: E402
+
+# Hang detectors for a board or an emulation, never speed claims.
+BOOT_TIMEOUT = 900
+RESET_TIMEOUT = 600
+
+
+class Board:
+    """What a case may do to a board."""
+
+    name = "board"
+    camera = "testsrc"  # the source kind /api/status reports
+
+    def __init__(self, key):
+        self.key = key  # the rig's SSH private key (KEY.pub beside it)
+
+    # -- the parts each board implements
+    def flash(self, image):
+        raise NotImplementedError
+
+    def power_on(self):
+        raise NotImplementedError
+
+    def power_cut(self):
+        raise NotImplementedError
+
+    def console(self):
+        raise NotImplementedError
+
+    def wait_reset(self, boot_id):
+        """Waits for the board, last booted as `boot_id`, to reset by itself
+        and boot again; returns how it ended (for the message), or None if
+        it did not."""
+        raise NotImplementedError
+
+    ssh_address = ("127.0.0.1", 22)
+    http_base = "http://127.0.0.1:8080"
+
+    # -- shared
+    def ssh(self, cmd, timeout=600, stdin=None):
+        host, port = self.ssh_address
+        return subprocess.run(
+            ["ssh", "-i", self.key, "-p", str(port), "-o", "StrictHostKeyChecking=no",
+             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+             "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", f"root@{host}", cmd],
+            capture_output=True, text=True, timeout=timeout, stdin=stdin)
+
+    def out(self, cmd):
+        r = self.ssh(cmd)
+        return (r.stdout + r.stderr).strip()
+
+    def healthz(self):
+        try:
+            with urllib.request.urlopen(f"{self.http_base}/healthz", timeout=5) as r:
+                return r.status
+        except Exception as e:
+            return getattr(e, "code", None)
+
+    def wait_healthy(self, since):
+        """Seconds from `since` until /healthz answers 200 and SSH works, or
+        None after the hang detector's limit."""
+        while time.monotonic() - since < BOOT_TIMEOUT:
+            if self.healthz() == 200 and self.ssh("true", timeout=30).returncode == 0:
+                return time.monotonic() - since
+            time.sleep(2)
+        return None
+
+    def boot_id(self):
+        return self.out("cat /proc/sys/kernel/random/boot_id")
+
+    def password(self):
+        """The first-boot password, as the owner reads it on the console."""
+        m = re.findall(r"the dashcam's password is (\S+)", self.console())
+        return m[-1] if m else None
+
+    def provision(self, disk):
+        """The rig's SSH key on the data partition of `disk` (an image file
+        or the card in the SD mux), as an owner would put theirs there."""
+        off = [p for p in partitions(disk).values() if p[2] == "data"][0][0]
+        for cmd in ("mkdir ssh", f"write {self.key}.pub ssh/authorized_keys"):
+            subprocess.run(["debugfs", "-w", "-R", cmd, f"{disk}?offset={off}"], check=True,
+                           capture_output=True)
+
+
+class QemuBoard(Board):
+    """The qemu-x86_64 image under the firmware stand-in."""
+
+    name = "qemu"
+
+    def __init__(self, key, workdir):
+        super().__init__(key)
+        from firmware import Firmware
+        from scenarios import free_port
+        self.workdir = workdir
+        os.makedirs(workdir, exist_ok=True)
+        self.disk = os.path.join(workdir, "disk.img")
+        ssh, http = free_port(), free_port()
+        self.ssh_address = ("127.0.0.1", ssh)
+        self.http_base = f"http://127.0.0.1:{http}"
+        self.fw = Firmware(self.disk, workdir, forwards=[(ssh, 22), (http, 8080)])
+        self.boots = 0
+        self.consoles = []
+
+    def flash(self, image):
+        subprocess.run(["cp", "--sparse=always", image, self.disk], check=True)
+        subprocess.run(["truncate", "-s", "+1G", self.disk], check=True)  # a bigger card
+        self.provision(self.disk)
+
+    def power_on(self):
+        self.boots += 1
+        path = os.path.join(self.workdir, f"console{self.boots}.log")
+        self.consoles.append(path)
+        if self.fw.start(path) is None:
+            raise RuntimeError("the firmware found nothing to boot")
+        return self.fw.started
+
+    def power_cut(self):
+        if self.fw.proc and self.fw.proc.poll() is None:
+            self.fw.power_cut()
+
+    def console(self):
+        text = ""
+        for path in self.consoles:
+            with open(path, "rb") as f:
+                text += f.read().decode("utf-8", "replace")
+        return text
+
+    def wait_reset(self, boot_id):
+        end = self.fw.wait(RESET_TIMEOUT)
+        if end is None or end.how != "reset":
+            return None
+        # A reset board boots again by itself: the stand-in firmware does.
+        self.power_on()
+        return end
+
+
+class Pi5Board(Board):
+    """The Raspberry Pi 5 in the rig, through labgrid (env.yaml)."""
+
+    name = "pi5"
+    camera = "rpicam"
+
+    def __init__(self, key, target):
+        super().__init__(key)
+        from labgrid.resource import NetworkService
+        self.target = target
+        self.mux = target.get_driver("USBSDMuxDriver")
+        self.power = target.get_driver("PowerProtocol")
+        self.serial = target.get_driver("ConsoleProtocol")
+        address = target.get_resource(NetworkService).address
+        self.ssh_address = (address, 22)
+        self.http_base = f"http://{address}:8080"
+        self.log = bytearray()
+        self.reading = threading.Event()
+
+    def flash(self, image):
+        self.power.off()
+        self.mux.set_mode("host")
+        card = self.mux.mux.disk_path
+        subprocess.run(["dd", f"if={image}", f"of={card}", "bs=4M", "conv=fsync,sparse",
+                        "status=none"], check=True)
+        self.provision(card)
+        subprocess.run(["sync"], check=True)
+        self.mux.set_mode("dut")
+
+    def _read_console(self):
+        while self.reading.is_set():
+            try:
+                self.log += self.serial.read(size=4096, timeout=1.0)
+            except Exception:  # a timeout with nothing to read
+                pass
+
+    def power_on(self):
+        if not self.reading.is_set():
+            self.reading.set()
+            threading.Thread(target=self._read_console, daemon=True).start()
+        self.power.on()
+        return time.monotonic()
+
+    def power_cut(self):
+        self.power.off()
+        time.sleep(3)  # let the supply's capacitors drain: a real cut
+
+    def console(self):
+        return self.log.decode("utf-8", "replace")
+
+    def wait_reset(self, boot_id):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < RESET_TIMEOUT:
+            time.sleep(5)
+            if self.ssh("true", timeout=15).returncode == 0:
+                now = self.boot_id()
+                if now and now != boot_id:
+                    return "reset (a new boot id)"
+        return None

@@ -1,0 +1,131 @@
+"""The dashcam on a board, in order, as an owner meets it: a new card boots
+and is healthy, the camera's frames reach the page, recording grows, a
+power cut loses nothing finished, a hung system is reset by the hardware
+watchdog, and an update is kept once healthy. Times are printed, never
+asserted (the limits are hang detectors).
+"""
+
+import base64
+import json
+import re
+import time
+import urllib.request
+
+import pytest
+
+from boards import BOOT_TIMEOUT
+
+
+def get(board, path, password, limit=None):
+    req = urllib.request.Request(f"{board.http_base}{path}")
+    token = base64.b64encode(f"owner:{password}".encode()).decode()
+    req.add_header("Authorization", f"Basic {token}")
+    with urllib.request.urlopen(req, timeout=30) as r:
+        return r.read(limit) if limit else r.read()
+
+
+def finished(board):
+    """Every finished recording: {name: bytes}."""
+    text = board.out("find /data/blackbox -name '*.mkv' -printf '%f %s\\n'")
+    return dict((n, int(b)) for n, b in (l.split() for l in text.splitlines() if l.count(" ") == 1))
+
+
+def part_size(board):
+    text = board.out("find /data/blackbox -name '*.mkv.part' -printf '%s\\n'")
+    return sum(int(x) for x in text.split() if x.isdigit())
+
+
+def test_a_new_card_boots_healthy(board):
+    up = board.wait_healthy(board.power_on())
+    assert up is not None, f"not healthy within {BOOT_TIMEOUT} s; console ends: {board.console()[-800:]}"
+    print(f"{board.name}: healthy {up:.0f} s after power-on")
+    assert board.password(), "the first-boot password was not on the console"
+
+
+def test_frames_from_the_camera(board):
+    password = board.password()
+    status = json.loads(get(board, "/api/status", password))
+    assert status["source"]["kind"] == board.camera, status["source"]
+    t0 = time.monotonic()
+    while status["source"]["state"] != "streaming" and time.monotonic() - t0 < 300:
+        time.sleep(2)
+        status = json.loads(get(board, "/api/status", password))
+    assert status["source"]["state"] == "streaming", status["source"]
+    # One whole JPEG from the live stream.
+    body = get(board, "/video_feed", password, limit=2_000_000)
+    start = body.find(b"\xff\xd8")
+    assert start >= 0 and body.find(b"\xff\xd9", start) > start, "no JPEG frame in /video_feed"
+    print(f"{board.name}: {status['source']['width']}x{status['source']['height']} "
+          f"from {status['source']['kind']}, {status['fps']['capture']:.1f} fps")
+
+
+def test_recording_grows(board):
+    first = part_size(board)
+    t0 = time.monotonic()
+    while part_size(board) <= first and time.monotonic() - t0 < 300:
+        time.sleep(2)
+    assert part_size(board) > first, "the open segment did not grow"
+
+
+def test_a_power_cut_loses_nothing_finished(board):
+    # A restart of the service finishes the open segment.
+    board.ssh("systemctl restart blackbox", timeout=120)
+    t0 = time.monotonic()
+    while board.healthz() != 200 and time.monotonic() - t0 < 300:
+        time.sleep(1)
+    before = finished(board)
+    assert before, "no finished recording before the cut"
+    board.power_cut()
+    up = board.wait_healthy(board.power_on())
+    assert up is not None, "not healthy again after the power cut"
+    after = finished(board)
+    lost = [n for n, b in before.items() if after.get(n) != b]
+    assert not lost, f"lost or changed: {lost}"
+    bad = [n for n in after
+           if board.ssh(f"blackbox verify --quick $(find /data/blackbox -name {n} | head -n 1)").returncode]
+    assert not bad, f"damaged after the cut: {bad}"
+    print(f"{board.name}: healthy {up:.0f} s after the cut; {len(before)} recordings before, "
+          f"{len(after)} after, all whole")
+
+
+def test_a_hung_system_is_reset_by_the_watchdog(board):
+    boot = board.boot_id()
+    # systemd (PID 1) freezes on a crash signal and stops feeding the
+    # hardware watchdog (RuntimeWatchdogSec), which resets the board.
+    board.ssh("kill -SEGV 1", timeout=60)
+    t0 = time.monotonic()
+    how = board.wait_reset(boot)
+    assert how is not None, "the board was not reset"
+    up = board.wait_healthy(t0)
+    assert up is not None, "not healthy after the reset"
+    assert board.boot_id() != boot
+    print(f"{board.name}: {how}; healthy again {up:.0f} s after the hang")
+
+
+def test_an_update_is_kept_once_healthy(board, bundle):
+    if not bundle:
+        pytest.skip("no --bundle given (hil-tests/ota proves updates on the qemu image)")
+    with open(bundle, "rb") as f:
+        assert board.ssh("cat > /data/update.raucb", stdin=f).returncode == 0
+    old = board.out(". /etc/os-release; echo $IMAGE_VERSION")
+    boot = board.boot_id()
+    board.ssh("nohup blackbox update /data/update.raucb > /data/update.log 2>&1 &", timeout=60)
+    t0 = time.monotonic()
+    # It installs and reboots into the new slot on trial; the health gate
+    # keeps it. On qemu the stand-in firmware does the reboot.
+    how = board.wait_reset(boot) if board.name == "pi5" else board.fw.wait(BOOT_TIMEOUT)
+    assert how is not None, f"no reboot after the install: {board.out('cat /data/update.log')[-400:]}"
+    if board.name != "pi5":
+        board.power_on()
+    assert board.wait_healthy(t0) is not None
+    t1 = time.monotonic()
+    status = board.out("blackbox ota status")
+    while "tryboot" in status.split("\n")[0] and time.monotonic() - t1 < 600:
+        time.sleep(5)
+        status = board.out("blackbox ota status")
+    new = board.out(". /etc/os-release; echo $IMAGE_VERSION")
+    assert new != old, f"still {old}"
+    booted = re.search(r"booted: partition (\d+)", status)
+    default = re.search(r"default partition (\d+)", status)
+    assert booted and default and booted.group(1) == default.group(1), f"not committed: {status}"
+    print(f"{board.name}: {old} -> {new}, committed {time.monotonic() - t1:.0f} s after boot")
