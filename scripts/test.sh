@@ -9,7 +9,10 @@
 #     for x86_64 and for the aarch64 (Raspberry Pi 5) build, and the Debian
 #     package under real systemd (a Debian 12 system booted in qemu);
 #  4. the appliance: the SD-card image under a stand-in for the Pi 5
-#     firmware in qemu, through every update scenario (hil-tests/ota).
+#     firmware in qemu, through every update scenario, every cut of an
+#     autoboot.txt commit and the Pi 5 rig's cases (hil-tests/ota), and the
+#     pi5 image built from stand-ins for Raspberry Pi's packages, checked
+#     as its firmware reads it (hil-tests/image).
 # Ends with one line "N passed, M failed" over everything, and fails if
 # anything failed or did not report.
 set -euo pipefail
@@ -54,6 +57,8 @@ if [ "${SKIP_VM:-0}" != 1 ]; then
   suite bash hil-tests/systemd/run.sh
   # The SD-card image and its updates (build, tryboot, commit, rollback).
   suite bash hil-tests/ota/run.sh
+  # The pi5 image's layout.
+  suite bash hil-tests/image/run.sh
 fi
 
 echo

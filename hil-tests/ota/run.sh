@@ -3,9 +3,12 @@
 # (version 1.0.0) and, from the same root file system, four update bundles:
 # good (1.1.0), broken (1.2.0, whose blackbox config does not parse, so it
 # never becomes healthy), old (0.9.0) and forged (1.1.0 signed by a key the
-# device does not trust). Then scenarios.py boots fresh copies of the image
-# under the firmware stand-in and runs each scenario. Ends with
-# "N passed, M failed"; exits non-zero on any failure.
+# device does not trust). Then: the image's layout (hil-tests/image/layout.py);
+# scenarios.py, which boots fresh copies of the image under the firmware
+# stand-in through each update scenario; fatcut.py, a power cut at every
+# write of an autoboot.txt commit; and the Pi 5 rig's cases on this image
+# (hil-tests/pi5, --board qemu). Ends with one "N passed, M failed" over
+# all of them; exits non-zero on any failure.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -25,50 +28,88 @@ if [ "${#need[@]}" -gt 0 ]; then
     openssh-client e2fsprogs mtools python3 >/dev/null
 fi
 
-# OTA_REUSE=1 (while working on the scenarios) keeps the last image and bundles.
-if [ "${OTA_REUSE:-0}" = 1 ] && [ -f "$bundles/forged.raucb" ] && [ -f "$out/blackbox-1.0.0-$profile.img" ]; then
-  python3 "$here/scenarios.py" --image "$out/blackbox-1.0.0-$profile.img" --bundles "$bundles" \
-    --key "$bundles/rig-key" "$@"
-  exit
-fi
-start=$(date +%s)
-image=$(bash "$root/image/build.sh" "$profile" --version 1.0.0 --keep-tree | tail -n 1)
-echo "ota: image $(basename "$image"): $(du -h --apparent-size "$image" | cut -f1) ($(du -h "$image" | cut -f1) on disk), built in $(( $(date +%s) - start )) s" >&2
+layout_log=$(mktemp)
+scenario_log=$(mktemp)
+fatcut_log=$(mktemp)
+cases_log=$(mktemp)
+trap 'rm -f "$layout_log" "$scenario_log" "$fatcut_log" "$cases_log"' EXIT
 
-rm -rf "$bundles"
-mkdir -p "$bundles"
-tree="$out/tree"
-# A system image of the same tree with another version (and, for "broken",
-# a blackbox.toml that does not parse).
-variant() { # variant NAME VERSION [broken]
-  local release="$tree/usr/lib/os-release" config="$tree/etc/blackbox/blackbox.toml"
-  "${sudo_cmd[@]}" cp -a "$release" "$release.orig"
-  "${sudo_cmd[@]}" cp -a "$config" "$config.orig"
-  "${sudo_cmd[@]}" sed -i "s/^IMAGE_VERSION=.*/IMAGE_VERSION=$2/" "$release"
-  if [ "${3:-}" = broken ]; then
-    printf '\n[camera]\nsource = "testsrc"\n' | "${sudo_cmd[@]}" tee -a "$config" >/dev/null
-  fi
-  "${sudo_cmd[@]}" mkfs.erofs -zlz4hc -T0 "$bundles/system-$1.erofs" "$tree" >/dev/null
-  "${sudo_cmd[@]}" mv "$release.orig" "$release"
-  "${sudo_cmd[@]}" mv "$config.orig" "$config"
-  "${sudo_cmd[@]}" chown "$(id -u):$(id -g)" "$bundles/system-$1.erofs"
-}
-variant good 1.1.0
-variant broken 1.2.0 broken
-bash "$root/image/bundle.sh" "$profile" --version 1.1.0 --system "$bundles/system-good.erofs" \
-  --output "$bundles/good.raucb" >/dev/null
-bash "$root/image/bundle.sh" "$profile" --version 1.2.0 --system "$bundles/system-broken.erofs" \
-  --output "$bundles/broken.raucb" >/dev/null
-bash "$root/image/bundle.sh" "$profile" --version 0.9.0 --output "$bundles/old.raucb" >/dev/null
-# Forged: a key pair the device's keyring does not hold.
-openssl req -x509 -newkey rsa:3072 -nodes -days 1 -subj "/CN=not blackbox" \
-  -keyout "$bundles/forged-key.pem" -out "$bundles/forged-cert.pem" 2>/dev/null
-BLACKBOX_SIGNING_KEY="$bundles/forged-key.pem" BLACKBOX_SIGNING_CERT="$bundles/forged-cert.pem" \
+# The image and the bundles. OTA_REUSE=1 (while working on the tests) keeps
+# the last ones.
+image="$out/blackbox-1.0.0-$profile.img"
+build() {
+  start=$(date +%s)
+  image=$(bash "$root/image/build.sh" "$profile" --version 1.0.0 --keep-tree | tail -n 1)
+  echo "ota: image $(basename "$image"): $(du -h --apparent-size "$image" | cut -f1) ($(du -h "$image" | cut -f1) on disk), built in $(( $(date +%s) - start )) s" >&2
+
+  rm -rf "$bundles"
+  mkdir -p "$bundles"
+  tree="$out/tree"
+  # A system image of the same tree with another version (and, for "broken",
+  # a blackbox.toml that does not parse).
+  variant() { # variant NAME VERSION [broken]
+    local release="$tree/usr/lib/os-release" config="$tree/etc/blackbox/blackbox.toml"
+    "${sudo_cmd[@]}" cp -a "$release" "$release.orig"
+    "${sudo_cmd[@]}" cp -a "$config" "$config.orig"
+    "${sudo_cmd[@]}" sed -i "s/^IMAGE_VERSION=.*/IMAGE_VERSION=$2/" "$release"
+    if [ "${3:-}" = broken ]; then
+      printf '\n[camera]\nsource = "testsrc"\n' | "${sudo_cmd[@]}" tee -a "$config" >/dev/null
+    fi
+    "${sudo_cmd[@]}" mkfs.erofs -zlz4hc -T0 "$bundles/system-$1.erofs" "$tree" >/dev/null
+    "${sudo_cmd[@]}" mv "$release.orig" "$release"
+    "${sudo_cmd[@]}" mv "$config.orig" "$config"
+    "${sudo_cmd[@]}" chown "$(id -u):$(id -g)" "$bundles/system-$1.erofs"
+  }
+  variant good 1.1.0
+  variant broken 1.2.0 broken
   bash "$root/image/bundle.sh" "$profile" --version 1.1.0 --system "$bundles/system-good.erofs" \
-  --output "$bundles/forged.raucb" >/dev/null
-rm -f "$bundles"/system-*.erofs
-"${sudo_cmd[@]}" rm -rf "$tree"
+    --output "$bundles/good.raucb" >/dev/null
+  bash "$root/image/bundle.sh" "$profile" --version 1.2.0 --system "$bundles/system-broken.erofs" \
+    --output "$bundles/broken.raucb" >/dev/null
+  bash "$root/image/bundle.sh" "$profile" --version 0.9.0 --output "$bundles/old.raucb" >/dev/null
+  # Forged: a key pair the device's keyring does not hold.
+  openssl req -x509 -newkey rsa:3072 -nodes -days 1 -subj "/CN=not blackbox" \
+    -keyout "$bundles/forged-key.pem" -out "$bundles/forged-cert.pem" 2>/dev/null
+  BLACKBOX_SIGNING_KEY="$bundles/forged-key.pem" BLACKBOX_SIGNING_CERT="$bundles/forged-cert.pem" \
+    bash "$root/image/bundle.sh" "$profile" --version 1.1.0 --system "$bundles/system-good.erofs" \
+    --output "$bundles/forged.raucb" >/dev/null
+  rm -f "$bundles"/system-*.erofs
+  "${sudo_cmd[@]}" rm -rf "$tree"
 
-# The rig's SSH key (the owner's, on a real card).
-ssh-keygen -q -t ed25519 -N '' -C blackbox-hil -f "$bundles/rig-key"
-python3 "$here/scenarios.py" --image "$image" --bundles "$bundles" --key "$bundles/rig-key" "$@"
+  # The rig's SSH key (the owner's, on a real card).
+  ssh-keygen -q -t ed25519 -N '' -C blackbox-hil -f "$bundles/rig-key"
+}
+if [ "${OTA_REUSE:-0}" = 1 ] && [ -f "$bundles/rig-key" ] && [ -f "$image" ]; then
+  echo "ota: reusing $image and $bundles" >&2
+else
+  build
+fi
+# What the firmware stand-in and the appliance read, before anything boots.
+python3 "$root/hil-tests/image/layout.py" --image "$image" --profile "$profile" --version 1.0.0 \
+  | tee "$layout_log" || true
+
+status=0
+logs=("$layout_log")
+run() { # run LOG COMMAND...: one more part of the suite, its output kept
+  local log=$1
+  shift
+  logs+=("$log")
+  "$@" | tee "$log" || status=1
+}
+run "$scenario_log" python3 "$here/scenarios.py" --image "$image" --bundles "$bundles" --key "$bundles/rig-key" "$@"
+# Every power cut of an autoboot.txt commit (qemu's write log, replayed).
+run "$fatcut_log" python3 "$here/fatcut.py" --image "$image" --key "$bundles/rig-key"
+# The Pi 5 rig's cases, on this image under the firmware stand-in.
+run "$cases_log" bash "$root/hil-tests/pi5/run.sh" --board qemu --image "$image" --key "$bundles/rig-key" \
+  --workdir "$here/out/pi5-cases"
+# One line over all of them.
+passed=0
+failed=0
+for log in "${logs[@]}"; do
+  line=$({ grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" || echo "0 passed, 1 failed"; } | tail -n 1)
+  read -r p _ f _ <<< "$line"
+  passed=$((passed + p))
+  failed=$((failed + f))
+done
+echo "$passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
