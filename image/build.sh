@@ -139,6 +139,11 @@ if [ -n "$firmware" ]; then
   local_debs+=(--hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount)
 fi
 tree="$work/tree"
+# openssh-server's postinst makes host keys unless they exist: a card makes
+# its own at first boot (on /data), and an RSA key under qemu-user is most
+# of a minute. Empty stand-ins, removed by customize.sh, make it skip them.
+# shellcheck disable=SC2016 # "$1" is mmdebstrap's: the new root
+no_host_keys='mkdir -p "$1/etc/ssh" && for t in rsa ecdsa ed25519; do : > "$1/etc/ssh/ssh_host_${t}_key"; done'
 echo "image: root file system ($profile, $arch; mmdebstrap)" >&2
 # shellcheck disable=SC2016 # "$1" is mmdebstrap's: the new root
 "${sudo_cmd[@]}" env BLACKBOX_IMAGE_BUILD=1 mmdebstrap --mode=root --variant=minbase --arch="$arch" \
@@ -147,6 +152,7 @@ echo "image: root file system ($profile, $arch; mmdebstrap)" >&2
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --setup-hook='mkdir -p "$1/var/cache/apt/archives"' \
   --setup-hook="sync-in '$cache/apt-$arch' /var/cache/apt/archives" \
+  --essential-hook="$no_host_keys" \
   --customize-hook="copy-in '$work/blackbox.deb' /tmp" \
   --customize-hook='chroot "$1" env BLACKBOX_IMAGE_BUILD=1 dpkg -i /tmp/blackbox.deb' \
   --customize-hook="sync-out /var/cache/apt/archives '$cache/apt-$arch'" \
