@@ -21,10 +21,13 @@ bash scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 log=$(mktemp)
 failures=$(mktemp)
-trap 'rm -f "$log" "$failures"' EXIT
+times=$(mktemp)
+trap 'rm -f "$log" "$failures" "$times"' EXIT
 
 status=0
+start=$SECONDS
 cargo test --locked --workspace --all-targets --no-fail-fast 2>&1 | tee "$log" || status=1
+echo "cargo test: $((SECONDS - start)) s" >>"$times"
 count() { { grep -E '^test result: ' "$log" || true; } | grep -Eo "[0-9]+ $1" | awk '{s+=$1} END {print s+0}'; }
 passed=$(count passed)
 failed=$(count failed)
@@ -40,7 +43,9 @@ fi
 
 # Each suite ends with "N passed, M failed"; no such line counts as a failure.
 suite() {
+  local start=$SECONDS
   "$@" 2>&1 | tee "$log" || status=1
+  echo "${*:2}: $((SECONDS - start)) s" >>"$times"
   line=$({ grep -E '^[0-9]+ passed, [0-9]+ failed$' "$log" || true; } | tail -n 1)
   { grep -E '^FAIL ' "$log" | sort -u || true; } | sed "s|^|${*:2}: |" >>"$failures"
   [ -n "$line" ] || echo "${*:2}: no \"N passed, M failed\" line" >>"$failures"
@@ -62,6 +67,8 @@ if [ "${SKIP_VM:-0}" != 1 ]; then
 fi
 
 echo
+# How long each part took (CI's budget is 45 minutes).
+sed 's/^/took: /' "$times"
 if [ -s "$failures" ]; then
   echo "what failed:"
   sed 's/^/  /' "$failures"
