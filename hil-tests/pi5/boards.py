@@ -176,7 +176,9 @@ class Pi5Board(Board):
         self.power.off()
         self.mux.set_mode("host")
         card = self.mux.mux.disk_path
-        subprocess.run(["dd", f"if={image}", f"of={card}", "bs=4M", "conv=fsync,sparse",
+        # Every block, zeros too: a block skipped on the card keeps what the
+        # last run left there, and an erofs or FAT block of zeros is data.
+        subprocess.run(["dd", f"if={image}", f"of={card}", "bs=4M", "conv=fsync",
                         "status=none"], check=True)
         self.provision(card)
         subprocess.run(["sync"], check=True)
