@@ -42,39 +42,7 @@ build() {
   image=$(bash "$root/image/build.sh" "$profile" --version 1.0.0 --keep-tree | tail -n 1)
   echo "ota: image $(basename "$image"): $(du -h --apparent-size "$image" | cut -f1) ($(du -h "$image" | cut -f1) on disk), built in $(( $(date +%s) - start )) s" >&2
 
-  rm -rf "$bundles"
-  mkdir -p "$bundles"
-  tree="$out/tree"
-  # A system image of the same tree with another version (and, for "broken",
-  # a blackbox.toml that does not parse).
-  variant() { # variant NAME VERSION [broken]
-    local release="$tree/usr/lib/os-release" config="$tree/etc/blackbox/blackbox.toml"
-    "${sudo_cmd[@]}" cp -a "$release" "$release.orig"
-    "${sudo_cmd[@]}" cp -a "$config" "$config.orig"
-    "${sudo_cmd[@]}" sed -i "s/^IMAGE_VERSION=.*/IMAGE_VERSION=$2/" "$release"
-    if [ "${3:-}" = broken ]; then
-      printf '\n[camera]\nsource = "testsrc"\n' | "${sudo_cmd[@]}" tee -a "$config" >/dev/null
-    fi
-    "${sudo_cmd[@]}" mkfs.erofs -zlz4hc -T0 "$bundles/system-$1.erofs" "$tree" >/dev/null
-    "${sudo_cmd[@]}" mv "$release.orig" "$release"
-    "${sudo_cmd[@]}" mv "$config.orig" "$config"
-    "${sudo_cmd[@]}" chown "$(id -u):$(id -g)" "$bundles/system-$1.erofs"
-  }
-  variant good 1.1.0
-  variant broken 1.2.0 broken
-  bash "$root/image/bundle.sh" "$profile" --version 1.1.0 --system "$bundles/system-good.erofs" \
-    --output "$bundles/good.raucb" >/dev/null
-  bash "$root/image/bundle.sh" "$profile" --version 1.2.0 --system "$bundles/system-broken.erofs" \
-    --output "$bundles/broken.raucb" >/dev/null
-  bash "$root/image/bundle.sh" "$profile" --version 0.9.0 --output "$bundles/old.raucb" >/dev/null
-  # Forged: a key pair the device's keyring does not hold.
-  openssl req -x509 -newkey rsa:3072 -nodes -days 1 -subj "/CN=not blackbox" \
-    -keyout "$bundles/forged-key.pem" -out "$bundles/forged-cert.pem" 2>/dev/null
-  BLACKBOX_SIGNING_KEY="$bundles/forged-key.pem" BLACKBOX_SIGNING_CERT="$bundles/forged-cert.pem" \
-    bash "$root/image/bundle.sh" "$profile" --version 1.1.0 --system "$bundles/system-good.erofs" \
-    --output "$bundles/forged.raucb" >/dev/null
-  rm -f "$bundles"/system-*.erofs
-  "${sudo_cmd[@]}" rm -rf "$tree"
+  bash "$here/bundles.sh" "$profile" "$bundles" >/dev/null
 
   # The rig's SSH key (the owner's, on a real card).
   ssh-keygen -q -t ed25519 -N '' -C blackbox-hil -f "$bundles/rig-key"
@@ -101,7 +69,7 @@ run "$scenario_log" python3 "$here/scenarios.py" --image "$image" --bundles "$bu
 run "$fatcut_log" python3 "$here/fatcut.py" --image "$image" --key "$bundles/rig-key"
 # The Pi 5 rig's cases, on this image under the firmware stand-in.
 run "$cases_log" bash "$root/hil-tests/pi5/run.sh" --board qemu --image "$image" --key "$bundles/rig-key" \
-  --workdir "$here/out/pi5-cases"
+  --bundle "$bundles/good.raucb" --broken-bundle "$bundles/broken.raucb" --workdir "$here/out/pi5-cases"
 # One line over all of them.
 passed=0
 failed=0

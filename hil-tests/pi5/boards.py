@@ -25,16 +25,22 @@ RESET_TIMEOUT = 600
 
 
 class Board:
-    """What a case may do to a board."""
+    """What a case may do to a board. A board runs by itself once powered:
+    a reboot or a watchdog reset boots it again, as a Pi does."""
 
     name = "board"
     camera = "testsrc"  # the source kind /api/status reports
+    # The stated time from power-on to /healthz answering, on hardware; None
+    # under emulation, where only the hang detector applies.
+    boot_budget = None
 
     def __init__(self, key):
         self.key = key  # the rig's SSH private key (KEY.pub beside it)
 
     # -- the parts each board implements
-    def flash(self, image):
+    def flash(self, image, carry=()):
+        """Writes the image to the card, then the rig's key and the files
+        in `carry` (update bundles) to its data partition."""
         raise NotImplementedError
 
     def power_on(self):
@@ -46,11 +52,9 @@ class Board:
     def console(self):
         raise NotImplementedError
 
-    def wait_reset(self, boot_id):
-        """Waits for the board, last booted as `boot_id`, to reset by itself
-        and boot again; returns how it ended (for the message), or None if
-        it did not."""
-        raise NotImplementedError
+    def last_end(self):
+        """How the last boot ended, if the board can tell (for messages)."""
+        return "a new boot id"
 
     ssh_address = ("127.0.0.1", 22)
     http_base = "http://127.0.0.1:8080"
@@ -87,22 +91,42 @@ class Board:
     def boot_id(self):
         return self.out("cat /proc/sys/kernel/random/boot_id")
 
+    def wait_reset(self, boot_id):
+        """Waits until the board, last seen booted as `boot_id`, has
+        restarted by itself (a reboot or a reset) and SSH answers again;
+        returns how the old boot ended, or None after the hang detector's
+        limit."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < RESET_TIMEOUT:
+            time.sleep(3)
+            r = self.ssh("cat /proc/sys/kernel/random/boot_id", timeout=30)
+            now = r.stdout.strip() if r.returncode == 0 else ""
+            if now and now != boot_id:
+                return self.last_end()
+        return None
+
     def password(self):
         """The first-boot password, as the owner reads it on the console."""
         m = re.findall(r"the dashcam's password is (\S+)", self.console())
         return m[-1] if m else None
 
-    def provision(self, disk):
+    def provision(self, disk, carry=()):
         """The rig's SSH key on the data partition of `disk` (an image file
-        or the card in the SD mux), as an owner would put theirs there."""
+        or the card in the SD mux), as an owner would put theirs there, and
+        the files in `carry` beside it (as if copied to the card)."""
         off = [p for p in partitions(disk).values() if p[2] == "data"][0][0]
-        for cmd in ("mkdir ssh", f"write {self.key}.pub ssh/authorized_keys"):
+        cmds = ["mkdir ssh", f"write {self.key}.pub ssh/authorized_keys"]
+        cmds += [f"write {path} {os.path.basename(path)}" for path in carry]
+        for cmd in cmds:
             subprocess.run(["debugfs", "-w", "-R", cmd, f"{disk}?offset={off}"], check=True,
                            capture_output=True)
 
 
 class QemuBoard(Board):
-    """The qemu-x86_64 image under the firmware stand-in."""
+    """The qemu-x86_64 image under the firmware stand-in. qemu ends at a
+    reboot or a watchdog reset (-no-reboot, so that the stand-in chooses
+    the next slot); a keeper thread powers it on again at once, as a Pi's
+    own firmware would, until the power is cut."""
 
     name = "qemu"
 
@@ -119,23 +143,45 @@ class QemuBoard(Board):
         self.fw = Firmware(self.disk, workdir, forwards=[(ssh, 22), (http, 8080)])
         self.boots = 0
         self.consoles = []
+        self.lock = threading.Lock()
+        self.powered = False
+        self.ends = []
 
-    def flash(self, image):
+    def flash(self, image, carry=()):
         subprocess.run(["cp", "--sparse=always", image, self.disk], check=True)
         subprocess.run(["truncate", "-s", "+1G", self.disk], check=True)  # a bigger card
-        self.provision(self.disk)
+        self.provision(self.disk, carry)
 
-    def power_on(self):
+    def _start(self):
         self.boots += 1
         path = os.path.join(self.workdir, f"console{self.boots}.log")
         self.consoles.append(path)
         if self.fw.start(path) is None:
             raise RuntimeError("the firmware found nothing to boot")
-        return self.fw.started
+
+    def _keep(self):
+        while True:
+            proc = self.fw.proc
+            proc.wait()
+            with self.lock:
+                if not self.powered or self.fw.proc is not proc:
+                    return
+                self.ends.append(self.fw._ended(killed=False))
+                self._start()
+
+    def power_on(self):
+        with self.lock:
+            self.powered = True
+            self._start()
+            started = self.fw.started
+        threading.Thread(target=self._keep, daemon=True).start()
+        return started
 
     def power_cut(self):
-        if self.fw.proc and self.fw.proc.poll() is None:
-            self.fw.power_cut()
+        with self.lock:
+            self.powered = False
+            if self.fw.proc and self.fw.proc.poll() is None:
+                self.fw.power_cut()
 
     def console(self):
         text = ""
@@ -144,13 +190,8 @@ class QemuBoard(Board):
                 text += f.read().decode("utf-8", "replace")
         return text
 
-    def wait_reset(self, boot_id):
-        end = self.fw.wait(RESET_TIMEOUT)
-        if end is None or end.how != "reset":
-            return None
-        # A reset board boots again by itself: the stand-in firmware does.
-        self.power_on()
-        return end
+    def last_end(self):
+        return repr(self.ends[-1]) if self.ends else "a new boot id"
 
 
 class Pi5Board(Board):
@@ -158,6 +199,9 @@ class Pi5Board(Board):
 
     name = "pi5"
     camera = "rpicam"
+    # Power to /healthz on a new card (growing /data, keys, the password
+    # included): what an owner can expect after turning the car on.
+    boot_budget = 90
 
     def __init__(self, key, target):
         super().__init__(key)
@@ -172,7 +216,7 @@ class Pi5Board(Board):
         self.log = bytearray()
         self.reading = threading.Event()
 
-    def flash(self, image):
+    def flash(self, image, carry=()):
         self.power.off()
         self.mux.set_mode("host")
         card = self.mux.mux.disk_path
@@ -180,7 +224,7 @@ class Pi5Board(Board):
         # last run left there, and an erofs or FAT block of zeros is data.
         subprocess.run(["dd", f"if={image}", f"of={card}", "bs=4M", "conv=fsync",
                         "status=none"], check=True)
-        self.provision(card)
+        self.provision(card, carry)
         subprocess.run(["sync"], check=True)
         self.mux.set_mode("dut")
 
@@ -204,13 +248,3 @@ class Pi5Board(Board):
 
     def console(self):
         return self.log.decode("utf-8", "replace")
-
-    def wait_reset(self, boot_id):
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < RESET_TIMEOUT:
-            time.sleep(5)
-            if self.ssh("true", timeout=15).returncode == 0:
-                now = self.boot_id()
-                if now and now != boot_id:
-                    return "reset (a new boot id)"
-        return None
