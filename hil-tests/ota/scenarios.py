@@ -18,15 +18,15 @@ import os
 import random
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from firmware import Firmware, partitions  # noqa: E402
+import reach  # noqa: E402
+from firmware import Firmware  # noqa: E402
+from reach import free_port  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
@@ -46,12 +46,6 @@ def check(name, ok, info=""):
         failed_in.add(getattr(current, "scenario", None))
     print(f"{'ok  ' if ok else 'FAIL'} {name}: {info}", flush=True)
     return ok
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Device:
@@ -76,28 +70,16 @@ class Device:
         self.boot_no = 0
 
     def provision(self, carry=()):
-        """The rig's SSH key on the data partition (as an owner would put
-        it there), and the update bundles the scenario installs (as if
-        copied to the card: 100 MB through emulated SSH costs a minute of
-        CPU each time, and moving files is not what is tested), written
-        with debugfs into the image file before the first power-on."""
-        off = [p for p in partitions(self.disk).values() if p[2] == "data"][0][0]
-        target = f"{self.disk}?offset={off}"
-        cmds = ["mkdir ssh", f"write {self.key}.pub ssh/authorized_keys"]
-        cmds += [f"write {path} {os.path.basename(path)}" for path in carry]
-        for cmd in cmds:
-            subprocess.run(["debugfs", "-w", "-R", cmd, target], check=True, capture_output=True)
+        """The rig's key and the scenario's bundles on the card's /data,
+        before the first power-on."""
+        reach.provision(self.disk, self.key, carry)
 
     def boot(self):
         self.boot_no += 1
         return self.fw.start(os.path.join(self.dir, f"boot{self.boot_no}.log"))
 
     def healthz(self):
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=5) as r:
-                return r.status
-        except Exception as e:
-            return getattr(e, "code", None)
+        return reach.healthz(f"http://127.0.0.1:{self.http_port}")
 
     def wait_healthy(self):
         """Seconds from power-on until /healthz answers 200 and SSH works,
@@ -110,11 +92,7 @@ class Device:
         return None
 
     def ssh(self, cmd, timeout=600, stdin=None):
-        return subprocess.run(
-            ["ssh", "-i", self.key, "-p", str(self.ssh_port), "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-             "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", "root@127.0.0.1", cmd],
-            capture_output=True, text=True, timeout=timeout, stdin=stdin)
+        return reach.ssh(self.key, "127.0.0.1", self.ssh_port, cmd, timeout, stdin)
 
     def out(self, cmd):
         r = self.ssh(cmd)

@@ -13,11 +13,10 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "ota"))
-from firmware import partitions  # noqa: E402
+import reach  # noqa: E402
 
 # Hang detectors for a board or an emulation, never speed claims.
 BOOT_TIMEOUT = 900
@@ -62,22 +61,14 @@ class Board:
     # -- shared
     def ssh(self, cmd, timeout=600, stdin=None):
         host, port = self.ssh_address
-        return subprocess.run(
-            ["ssh", "-i", self.key, "-p", str(port), "-o", "StrictHostKeyChecking=no",
-             "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-             "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", f"root@{host}", cmd],
-            capture_output=True, text=True, timeout=timeout, stdin=stdin)
+        return reach.ssh(self.key, host, port, cmd, timeout, stdin)
 
     def out(self, cmd):
         r = self.ssh(cmd)
         return (r.stdout + r.stderr).strip()
 
     def healthz(self):
-        try:
-            with urllib.request.urlopen(f"{self.http_base}/healthz", timeout=5) as r:
-                return r.status
-        except Exception as e:
-            return getattr(e, "code", None)
+        return reach.healthz(self.http_base)
 
     def wait_healthy(self, since):
         """Seconds from `since` until /healthz answers 200 and SSH works, or
@@ -111,15 +102,8 @@ class Board:
         return m[-1] if m else None
 
     def provision(self, disk, carry=()):
-        """The rig's SSH key on the data partition of `disk` (an image file
-        or the card in the SD mux), as an owner would put theirs there, and
-        the files in `carry` beside it (as if copied to the card)."""
-        off = [p for p in partitions(disk).values() if p[2] == "data"][0][0]
-        cmds = ["mkdir ssh", f"write {self.key}.pub ssh/authorized_keys"]
-        cmds += [f"write {path} {os.path.basename(path)}" for path in carry]
-        for cmd in cmds:
-            subprocess.run(["debugfs", "-w", "-R", cmd, f"{disk}?offset={off}"], check=True,
-                           capture_output=True)
+        """The rig's key and the bundles on the card's /data."""
+        reach.provision(disk, self.key, carry)
 
 
 class QemuBoard(Board):
@@ -133,7 +117,7 @@ class QemuBoard(Board):
     def __init__(self, key, workdir):
         super().__init__(key)
         from firmware import Firmware
-        from scenarios import free_port
+        from reach import free_port
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.disk = os.path.join(workdir, "disk.img")
