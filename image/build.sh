@@ -73,7 +73,7 @@ for p in mmdebstrap genimage erofs-utils mtools dosfstools e2fsprogs rauc openss
 done
 if [ "${#need[@]}" -gt 0 ]; then
   echo "image: installing ${need[*]}" >&2
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # A foreign architecture's maintainer scripts run under qemu-user: register
@@ -108,11 +108,18 @@ if [ -n "${BLACKBOX_SIGNING_CERT:-}" ]; then
 else
   cert="$keydir/cert.pem"
   if [ ! -f "$cert" ]; then
-    mkdir -p "$keydir"
+    # Made aside and renamed into place: two builds at once (the tests
+    # build both profiles together) end with one pair, never the key of
+    # one and the certificate of the other.
+    fresh=$(mktemp -d "$cache/dev-keys.XXXXXX")
     openssl req -x509 -newkey rsa:3072 -nodes -days 3650 -subj "/CN=blackbox development" \
-      -keyout "$keydir/key.pem" -out "$keydir/cert.pem" 2>/dev/null
-    chmod 600 "$keydir/key.pem"
-    echo "image: made a development signing key in $keydir" >&2
+      -keyout "$fresh/key.pem" -out "$fresh/cert.pem" 2>/dev/null
+    chmod 600 "$fresh/key.pem"
+    if mv -T "$fresh" "$keydir" 2>/dev/null; then
+      echo "image: made a development signing key in $keydir" >&2
+    else
+      rm -rf "$fresh"
+    fi
   fi
 fi
 

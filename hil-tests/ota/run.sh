@@ -24,7 +24,7 @@ for p in qemu-system-x86 openssh-client e2fsprogs mtools python3; do
 done
 if [ "${#need[@]}" -gt 0 ]; then
   bash "$root/hil-tests/vm/setup.sh" x86_64 >/dev/null
-  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  "${sudo_cmd[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends \
     openssh-client e2fsprogs mtools python3 >/dev/null
 fi
 

@@ -22,7 +22,7 @@ done
 if [ "${#need[@]}" -gt 0 ]; then
   # The VM rig's setup knows how to install qemu-system beside a newer qemu-utils.
   bash "$root/hil-tests/vm/setup.sh" x86_64 >/dev/null
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends mmdebstrap e2fsprogs >/dev/null
+  "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends mmdebstrap e2fsprogs >/dev/null
 fi
 
 cache="$here/cache"

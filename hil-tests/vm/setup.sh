@@ -32,7 +32,7 @@ missing=()
 for p in "${want[@]}"; do installed "$p" || missing+=("$p"); done
 if [ "${#missing[@]}" -gt 0 ]; then
   apt_update
-  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
 if ! installed "$qemu_pkg"; then
@@ -46,9 +46,9 @@ if ! installed "$qemu_pkg"; then
       updated=0
       apt_update
     fi
-    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends -t bookworm-backports "$qemu_pkg" >/dev/null
+    "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends -t bookworm-backports "$qemu_pkg" >/dev/null
   else
-    "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "$qemu_pkg" >/dev/null
+    "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=900 install -y -qq --no-install-recommends "$qemu_pkg" >/dev/null
   fi
 fi
 
@@ -58,7 +58,7 @@ if [ "$arch" = aarch64 ]; then
     if ! rustup target add aarch64-unknown-linux-gnu >&2; then
       # No rustup download: Debian's rustc-web and its arm64 std.
       apt_update
-      "${sudo_cmd[@]}" apt-get install -y -qq rustc-web "libstd-rust-web-dev:arm64" >/dev/null
+      "${sudo_cmd[@]}" apt-get -o DPkg::Lock::Timeout=900 install -y -qq rustc-web "libstd-rust-web-dev:arm64" >/dev/null
     fi
   fi
 fi
