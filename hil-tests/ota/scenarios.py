@@ -85,7 +85,20 @@ class Device:
         """Seconds from power-on until /healthz answers 200 and SSH works,
         or None if the guest ended or hung."""
         t0 = self.fw.started
-        while time.monotonic() - t0 < BOOT_TIMEOUT and self.fw.proc.poll() is None:
+        crashes = 0
+        while time.monotonic() - t0 < BOOT_TIMEOUT:
+            if self.fw.proc.poll() is not None:
+                end = self.fw.wait()
+                # qemu's own abort is the rig's failure, not the device's:
+                # the same boot again, at most twice, and said.
+                if end.how != "emulator-crash" or crashes == 2:
+                    return None
+                crashes += 1
+                print(f"note {self.name}: qemu itself crashed (see {self.fw.console_path}); "
+                      "the same boot again", flush=True)
+                self.boot_no += 1
+                self.fw.restart_after_crash(os.path.join(self.dir, f"boot{self.boot_no}.log"))
+                continue
             if self.healthz() == 200 and self.ssh("true", timeout=30).returncode == 0:
                 return time.monotonic() - t0
             time.sleep(2)
