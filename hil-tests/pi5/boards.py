@@ -150,7 +150,12 @@ class QemuBoard(Board):
             with self.lock:
                 if not self.powered or self.fw.proc is not proc:
                     return
-                self.ends.append(self.fw._ended(killed=False))
+                end = self.fw._ended(killed=False)
+                self.ends.append(end)
+                # qemu's own abort is not a reset of the board: the same
+                # boot again (a tryboot stays a tryboot).
+                if end.how == "emulator-crash":
+                    self.fw.tryboot_flag = end.tryboot
                 self._start()
 
     def power_on(self):
