@@ -121,15 +121,23 @@ def version(board):
     return board.out(". /etc/os-release; echo $IMAGE_VERSION")
 
 
+def start_update(board, name):
+    """Starts `blackbox update` on a bundle the card carries and waits for
+    the reboot that follows the install; the version and slot status from
+    before, and when it started."""
+    old, before, boot = version(board), slot_status(board), board.boot_id()
+    board.ssh(f"nohup blackbox update /data/{name} > /data/update.log 2>&1 &", timeout=60)
+    t0 = time.monotonic()
+    how = board.wait_reset(boot)
+    assert how is not None, f"no reboot after the install: {board.out('cat /data/update.log')[-400:]}"
+    return old, before, t0
+
+
 def test_an_update_is_kept_once_healthy(board, bundle):
     if not bundle:
         pytest.skip("no --bundle given")
-    old, before, boot = version(board), slot_status(board), board.boot_id()
-    board.ssh(f"nohup blackbox update /data/{bundle} > /data/update.log 2>&1 &", timeout=60)
-    t0 = time.monotonic()
     # It installs, then reboots into the other slot on trial.
-    how = board.wait_reset(boot)
-    assert how is not None, f"no reboot after the install: {board.out('cat /data/update.log')[-400:]}"
+    old, before, t0 = start_update(board, bundle)
     assert board.wait_healthy(t0) is not None
     trial = slot_status(board)
     assert trial and trial[0] != before[0] and trial[1], f"not a trial boot of the other slot: {trial}"
@@ -149,13 +157,9 @@ def test_an_update_is_kept_once_healthy(board, bundle):
 def test_a_broken_update_is_rolled_back(board, broken_bundle):
     if not broken_bundle:
         pytest.skip("no --broken-bundle given")
-    old, before, boot = version(board), slot_status(board), board.boot_id()
-    board.ssh(f"nohup blackbox update /data/{broken_bundle} > /data/update.log 2>&1 &", timeout=60)
-    t0 = time.monotonic()
     # It installs and reboots on trial; its blackbox never becomes healthy,
     # so the gate marks it bad and reboots: the old slot boots again.
-    how = board.wait_reset(boot)
-    assert how is not None, f"no reboot after the install: {board.out('cat /data/update.log')[-400:]}"
+    old, before, t0 = start_update(board, broken_bundle)
     back = None
     while time.monotonic() - t0 < 2 * BOOT_TIMEOUT:
         st = slot_status(board)
