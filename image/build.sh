@@ -67,8 +67,12 @@ esac
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 need=()
-for p in mmdebstrap genimage erofs-utils mtools dosfstools e2fsprogs rauc openssl fdisk \
-         $([ "$arch" = "$(dpkg --print-architecture)" ] || echo qemu-user-static); do
+# Two of these are only Recommends of the tools that call them, which
+# --no-install-recommends would skip: squashfs-tools (mksquashfs, which
+# `rauc bundle` runs) and arch-test (which mmdebstrap needs to build a
+# foreign architecture's root file system).
+for p in mmdebstrap genimage erofs-utils mtools dosfstools e2fsprogs rauc squashfs-tools openssl fdisk \
+         $([ "$arch" = "$(dpkg --print-architecture)" ] || echo qemu-user-static arch-test); do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -42,8 +42,6 @@ pub enum AppError {
     Io(std::io::Error),
     /// The password file is unreadable or malformed.
     Password(crate::auth::password::PasswordError),
-    /// Asked to listen beyond loopback with no password set.
-    NoPassword(SocketAddr),
 }
 
 impl fmt::Display for AppError {
@@ -60,11 +58,6 @@ impl fmt::Display for AppError {
             ),
             Self::Io(e) => write!(f, "{e}"),
             Self::Password(e) => write!(f, "{e} (http.password_file)"),
-            Self::NoPassword(addr) => write!(
-                f,
-                "refusing to listen on {addr} (http.listen) without a password: set one with \
-                 `blackbox passwd FILE` and name FILE in http.password_file (--password-file)"
-            ),
         }
     }
 }
@@ -86,18 +79,24 @@ fn bind(field: &'static str, addr: SocketAddr) -> Result<Async<TcpListener>, App
 /// Runs blackbox until SIGTERM or SIGINT.
 pub fn run(mut config: Config) -> Result<(), AppError> {
     fit_file_limit(&mut config);
-    // Who may come in is settled before anyone can: no password, no network.
+    crate::memory::map_large_allocations_alone();
+    // Who may come in is settled before anyone can: no password, no
+    // network. Beyond loopback a missing or unusable password file closes
+    // the web side, never the recorder (logged once; the page says why).
+    let beyond_loopback = !config.http.listen.ip().is_loopback();
     let auth = Arc::new(
         Auth::new(
             config.http.password_file.as_deref(),
             &config.http.allowed_hosts,
+            beyond_loopback,
         )
         .map_err(AppError::Password)?,
     );
-    if !config.http.listen.ip().is_loopback() && !auth.required() {
-        return Err(AppError::NoPassword(config.http.listen));
-    }
-    if auth.required() {
+    if let Some(why) = auth.closed() {
+        log::error!(
+            "the web side is closed until a valid password exists (recording goes on): {why}"
+        );
+    } else if auth.required() {
         log::info!("a password is set: every route but /login and /healthz needs it");
     }
     // Sockets first: a bad address must fail before anything starts.

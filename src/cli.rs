@@ -356,12 +356,7 @@ fn run(args: RunArgs) -> i32 {
     };
     match app::run(config) {
         Ok(()) => 0,
-        Err(
-            e @ (AppError::Bind { .. }
-            | AppError::Data(..)
-            | AppError::NoPassword(_)
-            | AppError::Password(_)),
-        ) => {
+        Err(e @ (AppError::Bind { .. } | AppError::Data(..) | AppError::Password(_))) => {
             eprintln!("blackbox: {e}");
             2
         }

@@ -15,9 +15,9 @@ use hyper::header::{
 };
 use hyper::{HeaderMap, Method, Response, StatusCode};
 
-use super::respond::{Body, empty, json_error};
-use crate::auth::Auth;
+use super::respond::{Body, empty, json_error, no_store, respond};
 use crate::auth::origin::{self, Source};
+use crate::auth::{Auth, Busy};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "blackbox_session";
@@ -102,16 +102,42 @@ fn unauthorized(method: &Method, path: &str, headers: &HeaderMap) -> Response<Bo
     res
 }
 
-/// 429, while an address has used up its attempts.
+/// 429, while an address (or everyone together) has used up its attempts,
+/// or while too many password checks are waiting.
 pub fn too_many(wait: std::time::Duration, path: &str) -> Response<Body> {
     let secs = wait.as_secs().max(1);
     let mut res = json_error(
         StatusCode::TOO_MANY_REQUESTS,
-        &format!("too many failed attempts; try again in {secs} s"),
+        &format!("too many login attempts; try again in {secs} s"),
         path,
     );
     res.headers_mut()
         .insert(RETRY_AFTER, HeaderValue::from(secs));
+    res
+}
+
+/// 503 and a page that says why, while the web side is closed (listening
+/// beyond loopback with no valid password). Recording goes on.
+fn closed(why: &str) -> Response<Body> {
+    let escaped = why
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;");
+    let html = format!(
+        "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width\">\
+         <title>blackbox: no password</title><h1>blackbox is recording, but its web side is closed</h1>\
+         <p>It listens beyond this machine and has no valid password, so it lets nobody in.</p>\
+         <p>Why: {escaped}</p>\
+         <p>Set one on the device with <code>blackbox passwd FILE</code> (the file that \
+         <code>http.password_file</code> names); this page opens within seconds, without a restart.</p>\n"
+    );
+    let mut res = no_store(respond(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "text/html; charset=utf-8",
+        html,
+    ));
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from_static("5"));
     res
 }
 
@@ -131,6 +157,11 @@ pub async fn check(
             path,
         ));
     }
+    if path != "/healthz"
+        && let Some(why) = auth.closed()
+    {
+        return Err(closed(&why));
+    }
     let changes = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let source = origin::source(host, header(headers, ORIGIN), header(headers, REFERER));
     if changes && source == Source::Foreign {
@@ -147,17 +178,24 @@ pub async fn check(
     } else if session_cookie(headers).is_some_and(|id| auth.sessions.valid(&id)) {
         Via::Session
     } else if let Some(pw) = basic_password(headers) {
-        if let Err(wait) = auth.limiter.check(peer) {
-            return Err(too_many(wait, path));
+        // Counted before the hash runs; a right password takes it back.
+        if let Err(refused) = auth.limiter.begin(peer) {
+            return Err(too_many(refused.wait(), path));
         }
-        let a = auth.clone();
-        if smol::unblock(move || a.check(&pw)).await {
-            auth.limiter.succeeded(peer);
-            Via::Basic
-        } else {
-            let n = auth.limiter.failed(peer);
-            log::warn!("failed HTTP Basic login from {peer} ({n} in the last minute)");
-            return Err(unauthorized(method, path, headers));
+        match auth.slow(move |a| a.check(&pw)).await {
+            Err(Busy) => {
+                auth.limiter.cancel(peer);
+                return Err(too_many(std::time::Duration::from_secs(1), path));
+            }
+            Ok(true) => {
+                auth.limiter.succeeded(peer);
+                Via::Basic
+            }
+            Ok(false) => {
+                let n = auth.limiter.failures(peer);
+                log::warn!("failed HTTP Basic login from {peer} ({n} in the last minute)");
+                return Err(unauthorized(method, path, headers));
+            }
         }
     } else {
         return Err(unauthorized(method, path, headers));

@@ -6,6 +6,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -15,7 +16,7 @@ use hyper::{Request, Response, StatusCode};
 
 use super::guard::{COOKIE_NAME, session_cookie};
 use super::respond::{Body, empty, json_error, no_store, respond};
-use crate::auth::{Auth, ChangeError};
+use crate::auth::{Auth, Busy, ChangeError};
 
 const LOGIN_HTML: &str = include_str!("ui/login.html");
 /// Request bodies here are a password or two: anything larger is refused.
@@ -82,31 +83,44 @@ fn form_field(body: &[u8], name: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// 429 and the login page, saying how long to wait.
+fn wait_page(wait: Duration) -> Response<Body> {
+    let secs = wait.as_secs().max(1);
+    let mut res = page(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!("Too many login attempts: try again in {secs} s."),
+    );
+    res.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(secs));
+    res
+}
+
 /// `POST /login`.
 pub async fn login(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> Response<Body> {
     if !auth.required() {
         return see_other("/");
     }
-    if let Err(wait) = auth.limiter.check(peer) {
-        let mut res = page(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "Too many wrong passwords: try again in {} s.",
-                wait.as_secs().max(1)
-            ),
-        );
-        res.headers_mut()
-            .insert(RETRY_AFTER, HeaderValue::from(wait.as_secs().max(1)));
-        return res;
+    if let Err(refused) = auth.limiter.check(peer) {
+        return wait_page(refused.wait());
     }
     let Some(password) = body(req).await.and_then(|b| form_field(&b, "password")) else {
         return page(StatusCode::BAD_REQUEST, "No password was sent.");
     };
-    let a = auth.clone();
-    if !smol::unblock(move || a.check(&password)).await {
-        let n = auth.limiter.failed(peer);
-        log::warn!("failed login from {peer} ({n} in the last minute)");
-        return page(StatusCode::UNAUTHORIZED, "Wrong password.");
+    // Counted before the hash runs; a right password takes it back.
+    if let Err(refused) = auth.limiter.begin(peer) {
+        return wait_page(refused.wait());
+    }
+    match auth.slow(move |a| a.check(&password)).await {
+        Err(Busy) => {
+            auth.limiter.cancel(peer);
+            return wait_page(Duration::from_secs(1));
+        }
+        Ok(false) => {
+            let n = auth.limiter.failures(peer);
+            log::warn!("failed login from {peer} ({n} in the last minute)");
+            return page(StatusCode::UNAUTHORIZED, "Wrong password.");
+        }
+        Ok(true) => {}
     }
     auth.limiter.succeeded(peer);
     let id = match auth.sessions.create() {
@@ -152,8 +166,8 @@ struct Change {
 /// `POST /api/password`.
 pub async fn change(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> Response<Body> {
     let path = req.uri().path().to_string();
-    if let Err(wait) = auth.limiter.check(peer) {
-        return super::guard::too_many(wait, &path);
+    if let Err(refused) = auth.limiter.check(peer) {
+        return super::guard::too_many(refused.wait(), &path);
     }
     let Some(c) = body(req)
         .await
@@ -165,15 +179,34 @@ pub async fn change(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> R
             &path,
         );
     };
-    let a = auth.clone();
-    match smol::unblock(move || a.change(c.current.as_bytes(), &c.new)).await {
+    if let Err(refused) = auth.limiter.begin(peer) {
+        return super::guard::too_many(refused.wait(), &path);
+    }
+    let changed = match auth
+        .slow(move |a| a.change(c.current.as_bytes(), &c.new))
+        .await
+    {
+        Ok(r) => r,
+        Err(Busy) => {
+            auth.limiter.cancel(peer);
+            return super::guard::too_many(Duration::from_secs(1), &path);
+        }
+    };
+    match changed {
+        // The current password was right: the attempt is taken back.
+        Ok(()) | Err(ChangeError::Password(_)) => auth.limiter.succeeded(peer),
+        // Nothing was checked.
+        Err(ChangeError::NoFile) => auth.limiter.cancel(peer),
+        Err(ChangeError::Wrong) => {}
+    }
+    match changed {
         Ok(()) => {
             let mut res = Response::new(empty());
             *res.status_mut() = StatusCode::NO_CONTENT;
             res
         }
         Err(ChangeError::Wrong) => {
-            let n = auth.limiter.failed(peer);
+            let n = auth.limiter.failures(peer);
             log::warn!(
                 "a password change from {peer} gave a wrong password ({n} in the last minute)"
             );

@@ -32,6 +32,11 @@ impl Server {
 
     /// Like [`Server::start`] with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_on("127.0.0.1:0", args, env)
+    }
+
+    /// Like [`Server::start_with_env`], listening on `listen`.
+    pub fn start_on(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
         static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let own_data = !args.contains(&"--data");
         let data = own_data.then(|| {
@@ -41,7 +46,7 @@ impl Server {
             ))
         });
         let mut cmd = Command::new(BIN);
-        cmd.arg("run").args(["--listen", "127.0.0.1:0"]);
+        cmd.arg("run").args(["--listen", listen]);
         if let Some(d) = &data {
             cmd.arg("--data").arg(&d.0);
         }
@@ -73,7 +78,8 @@ impl Server {
                 );
             }
             if let Some(rest) = line.trim().strip_prefix("blackbox: live view at http://") {
-                let addr = rest.trim_end_matches('/');
+                // "HOST:PORT/", perhaps followed by "(listening on all interfaces)".
+                let addr = rest.split('/').next().unwrap();
                 port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
             }
             if let Some(rest) = line.trim().strip_prefix("blackbox: frame tap at ") {
@@ -95,6 +101,20 @@ impl Server {
             stderr: Some(stderr),
             _data: data,
         }
+    }
+
+    /// Peak and current resident memory of the server process, in KiB
+    /// (`VmHWM`, `VmRSS`).
+    pub fn peak_and_rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let field = |name: &str| -> u64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap()
+        };
+        (field("VmHWM:"), field("VmRSS:"))
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -364,4 +384,45 @@ pub fn password_file(dir: &TempDir, password: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     file.display().to_string()
+}
+
+/// A TCP connection to 127.0.0.1:`port` from the loopback address `from`
+/// (any of 127.0.0.0/8), so a test can be many clients at once.
+pub fn connect_from(from: [u8; 4], port: u16) -> std::io::Result<std::net::TcpStream> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, SockaddrIn, bind, connect, socket};
+    let fd = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let [a, b, c, d] = from;
+    bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(a, b, c, d, 0),
+    )?;
+    connect(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrIn::new(127, 0, 0, 1, port),
+    )?;
+    Ok(std::net::TcpStream::from(fd))
+}
+
+/// Sends `request` (a whole HTTP/1.1 request, `Connection: close`) from
+/// `from` and reads the reply: (status, head, body).
+pub fn raw_request(from: [u8; 4], port: u16, request: &str) -> (u16, String, String) {
+    use std::io::Write;
+    let mut s = connect_from(from, port).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    s.write_all(request.as_bytes()).expect("send");
+    let mut reply = Vec::new();
+    let _ = s.read_to_end(&mut reply);
+    let reply = String::from_utf8_lossy(&reply).to_string();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {reply:?}"));
+    (code, head.to_string(), body.to_string())
 }

@@ -97,10 +97,16 @@ pub struct MjpegReader {
 
 impl MjpegReader {
     pub fn open(url: &str) -> Result<MjpegReader, String> {
-        let res = agent(None)
-            .get(url)
-            .call()
-            .map_err(|e| format!("GET {url}: {e}"))?;
+        Self::open_with(url, &[])
+    }
+
+    /// Like [`Self::open`], with extra request headers (a session cookie).
+    pub fn open_with(url: &str, headers: &[(&str, &str)]) -> Result<MjpegReader, String> {
+        let mut req = agent(None).get(url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let res = req.call().map_err(|e| format!("GET {url}: {e}"))?;
         if res.status().as_u16() != 200 {
             return Err(format!("GET {url}: HTTP {}", res.status()));
         }
