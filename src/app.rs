@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use smol::{Async, Executor, Timer};
@@ -174,6 +174,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         recorder: recorder.as_ref().map(Recorder::handle),
         auth,
         health: health.clone(),
+        uploading: AtomicBool::new(false),
     });
     let supervisor = Supervisor::start(state.clone())?;
 

@@ -3,7 +3,7 @@
 //! shutdown flag, and gauges of open connections.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::auth::Auth;
 use crate::bus::Bus;
@@ -32,6 +32,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// Every stage's progress (`/healthz`, the watchdog).
     pub health: Arc<Health>,
+    /// An update bundle is being uploaded (one at a time).
+    pub uploading: AtomicBool,
 }
 
 /// Counts something for as long as it lives.

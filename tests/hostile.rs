@@ -308,3 +308,118 @@ fn no_valid_password_beyond_loopback_closes_the_web_but_never_the_recorder() {
         );
     }
 }
+
+/// Opens a connection from `from` that sends a login request's head and a
+/// few bytes of its 1000-byte body, then nothing more.
+fn half_sent(from: [u8; 4], port: u16) -> std::net::TcpStream {
+    use std::io::Write;
+    let mut s = common::connect_from(from, port).expect("connect");
+    let head = format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: http://127.0.0.1:{port}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\npassword=ab"
+    );
+    // The server may already have turned it away (503 and closed).
+    let _ = s.write_all(head.as_bytes());
+    s
+}
+
+/// `/healthz` from `from` answers 200, and the owner's page loads (a login
+/// from a new address, then the page with its cookie).
+fn owner_gets_in(port: u16, from: [u8; 4]) {
+    let (code, _, body) = raw_request(
+        from,
+        port,
+        &format!("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"),
+    );
+    assert_eq!((code, body.as_str()), (200, "ok\n"));
+    let cookie = login_from(from, port).expect("the owner logs in");
+    let (code, _, body) = raw_request(
+        from,
+        port,
+        &format!(
+            "GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(code, 200);
+    assert!(body.contains("<html"), "the page");
+}
+
+#[test]
+fn half_sent_bodies_never_keep_the_owner_or_healthz_out() {
+    let dir = TempDir::new("slow");
+    let file = common::password_file(&dir, PASSWORD);
+    // The default cap (256): 300 half-sent bodies from 3 addresses.
+    let server = Server::start(&["--password-file", &file, "--size", "320x240", "--fps", "10"]);
+    let port = server.port;
+    let owner = login_from([127, 0, 0, 1], port).expect("the owner logs in");
+    let t0 = Instant::now();
+    let held: Vec<_> = (0..300u32)
+        .map(|i| half_sent([127, 0, 0, 20 + (i % 3) as u8], port))
+        .collect();
+    // Each address holds its share (64); past it, its own slowest body
+    // makes room.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let st = loop {
+        let st = status_with(&server, &owner);
+        if n(&st["http_connections"]) == 3 * 64 + 1 {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "{st}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    println!(
+        "slow bodies: {} held, {} closed to make room, after {:?}",
+        n(&st["http_connections"]) - 1,
+        300 - 3 * 64,
+        t0.elapsed()
+    );
+    assert_eq!(n(&st["http_refused"]), 0, "{st}");
+    for i in 0..10 {
+        owner_gets_in(port, [127, 0, 0, 100 + i]);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The held bodies end with 408 once they fall under the minimum rate.
+    let mut timed_out = 0;
+    for mut s in held {
+        use std::io::Read;
+        s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+        let mut reply = String::new();
+        let _ = s.read_to_string(&mut reply);
+        if reply.starts_with("HTTP/1.1 408") {
+            timed_out += 1;
+            assert!(reply.contains("too slowly"), "{reply}");
+        } else {
+            assert_eq!(reply, "", "closed to make room");
+        }
+    }
+    assert_eq!(timed_out, 3 * 64);
+    println!(
+        "slow bodies: every held body ended with 408 after {:?}",
+        t0.elapsed()
+    );
+    let after = status_with(&server, &owner);
+    assert_eq!(n(&after["recorder"]["dropped"]), 0, "{after}");
+    assert_eq!(n(&after["recorder"]["frames_lost"]), 0, "{after}");
+
+    // A table of 8, all taken by one address's half-sent bodies: the
+    // slowest makes room for /healthz and the owner.
+    let config = common::config_file(&dir, "[http]\nmax_connections = 8\n");
+    let server = Server::start(&[
+        "--config",
+        &config,
+        "--password-file",
+        &file,
+        "--size",
+        "320x240",
+        "--fps",
+        "10",
+    ]);
+    let port = server.port;
+    let _held: Vec<_> = (0..8).map(|_| half_sent([127, 0, 0, 30], port)).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    // A ninth from the same address: one of its own bodies makes room.
+    owner_gets_in(port, [127, 0, 0, 30]);
+    for i in 0..5 {
+        owner_gets_in(port, [127, 0, 0, 40 + i]);
+    }
+}

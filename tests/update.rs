@@ -119,7 +119,7 @@ fn an_upload_is_queued_whole_and_only_from_the_page() {
     assert!(text.contains("\"queued\""), "{text}");
     assert_eq!(std::fs::read(update.join("bundle.raucb")).unwrap(), bundle);
     assert!(update.join("request").exists());
-    assert!(!update.join("bundle.raucb.part").exists());
+    assert_eq!(uploads_left(&update), Vec::<String>::new());
     let (code, text) = raw(&server, &head(&server, "GET", None, true), b"");
     assert_eq!(code, 200);
     assert!(text.contains("\"state\":\"queued\""), "{text}");
@@ -132,6 +132,88 @@ fn an_upload_is_queued_whole_and_only_from_the_page() {
     );
     assert_eq!(code, 409);
     assert_eq!(std::fs::read(update.join("bundle.raucb")).unwrap(), bundle);
+    // Still queued once the installer has taken the request: busy.
+    std::fs::remove_file(update.join("request")).unwrap();
+    let (code, text) = raw(
+        &server,
+        &with_len(head(&server, "POST", Some(&own), true), 10),
+        b"0123456789",
+    );
+    assert_eq!(code, 409, "{text}");
+    assert_eq!(std::fs::read(update.join("bundle.raucb")).unwrap(), bundle);
+}
+
+/// Temporary upload files left in the update directory.
+fn uploads_left(update: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(update)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".part"))
+        .collect()
+}
+
+#[test]
+fn one_upload_at_a_time_and_never_into_the_recorders_reserve() {
+    let dir = TempDir::new("update-one");
+    let data = dir.0.join("data");
+    let data_arg = data.display().to_string();
+    let server = Server::start(&["--size", "320x240", "--data", &data_arg, "--record", "off"]);
+    let own = format!("http://127.0.0.1:{}", server.port);
+    let update = data.join("update");
+    // The first sends half its body and waits.
+    let mut h = head(&server, "POST", Some(&own), false);
+    h.push("Content-Length: 200000".into());
+    h.push("Connection: close".into());
+    let mut first = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    first
+        .write_all(format!("{}\r\n\r\n", h.join("\r\n")).as_bytes())
+        .unwrap();
+    first.write_all(&[1u8; 100_000]).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while uploads_left(&update).is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first upload never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A second one meanwhile is refused and touches nothing.
+    let mut h = head(&server, "POST", Some(&own), false);
+    h.push("Content-Length: 10".into());
+    let (code, text) = raw(&server, &h, b"0123456789");
+    assert_eq!(code, 409, "{text}");
+    assert!(text.contains("another upload"), "{text}");
+    // The first finishes whole.
+    first.write_all(&[1u8; 100_000]).unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut reply = String::new();
+    let _ = first.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+    assert_eq!(
+        std::fs::read(update.join("bundle.raucb")).unwrap(),
+        vec![1u8; 200_000]
+    );
+    assert_eq!(uploads_left(&update), Vec::<String>::new());
+    drop(server);
+
+    // A card whose free space is the recorder's reserve takes no bundle.
+    let config = common::config_file(&dir, "[record]\nmin_free = \"99%\"\n");
+    let server = Server::start(&[
+        "--config", &config, "--size", "320x240", "--data", &data_arg, "--record", "off",
+    ]);
+    let own = format!("http://127.0.0.1:{}", server.port);
+    std::fs::remove_file(update.join("bundle.raucb")).unwrap();
+    std::fs::remove_file(update.join("status")).ok();
+    std::fs::remove_file(update.join("request")).ok();
+    let mut h = head(&server, "POST", Some(&own), false);
+    h.push("Content-Length: 10".into());
+    let (code, text) = raw(&server, &h, b"0123456789");
+    assert_eq!(code, 507, "{text}");
+    assert!(text.contains("kept free for recording"), "{text}");
 }
 
 #[test]
@@ -160,6 +242,6 @@ fn a_broken_upload_leaves_nothing_to_install() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(!update.join("bundle.raucb").exists());
-    assert!(!update.join("bundle.raucb.part").exists());
+    assert_eq!(uploads_left(&update), Vec::<String>::new());
     assert!(!update.join("request").exists());
 }

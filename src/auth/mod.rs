@@ -12,7 +12,7 @@
 //! An argon2id check takes about 19 MiB and tens of milliseconds. At most
 //! [`CHECKS_AT_ONCE`] run at a time, each on a blocking thread with its
 //! permit; at most [`CHECKS_WAITING`] more wait, and past them an attempt is
-//! turned away at once ([`Busy`], a 429) without being counted. So a storm
+//! turned away at once ([`TooManyChecks`], a 429) without being counted. So a storm
 //! of guesses costs a bounded amount of memory and at most two cores' worth
 //! of work for as long as it lasts, and nothing of the recorder's.
 //!
@@ -59,7 +59,7 @@ const RELOAD_EVERY: Duration = Duration::from_secs(2);
 
 /// Too many password checks are running or waiting: try again shortly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Busy;
+pub struct TooManyChecks;
 
 /// Why the web side is closed beyond loopback, and when the password file
 /// was last looked at.
@@ -263,20 +263,20 @@ impl Auth {
     }
 
     /// Runs `f` (which checks a password) on a blocking thread, at most
-    /// [`CHECKS_AT_ONCE`] at a time; [`Busy`] at once if
+    /// [`CHECKS_AT_ONCE`] at a time; [`TooManyChecks`] at once if
     /// [`CHECKS_WAITING`] attempts are already waiting. The permit goes
     /// with the work, so a client that hangs up cannot start another check
     /// before its own has finished.
     pub async fn slow<T: Send + 'static>(
         self: &Arc<Self>,
         f: impl FnOnce(&Auth) -> T + Send + 'static,
-    ) -> Result<T, Busy> {
+    ) -> Result<T, TooManyChecks> {
         let permit = match self.checks.try_acquire_arc() {
             Some(p) => p,
             None => {
                 if self.waiting.fetch_add(1, Ordering::SeqCst) >= CHECKS_WAITING {
                     self.waiting.fetch_sub(1, Ordering::SeqCst);
-                    return Err(Busy);
+                    return Err(TooManyChecks);
                 }
                 let _waiting = Waiting(&self.waiting);
                 self.checks.acquire_arc().await
@@ -323,7 +323,7 @@ mod tests {
         let auth = Arc::new(Auth::new(None, &[], false).unwrap());
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
-        let results: Vec<Result<(), Busy>> = smol::block_on(async {
+        let results: Vec<Result<(), TooManyChecks>> = smol::block_on(async {
             let tasks: Vec<_> = (0..20)
                 .map(|_| {
                     let (auth, running, most) = (auth.clone(), running.clone(), most.clone());

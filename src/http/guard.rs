@@ -17,7 +17,7 @@ use hyper::{HeaderMap, Method, Response, StatusCode};
 
 use super::respond::{Body, empty, json_error, no_store, respond};
 use crate::auth::origin::{self, Source};
-use crate::auth::{Auth, Busy};
+use crate::auth::{Auth, TooManyChecks};
 
 /// The session cookie's name.
 pub const COOKIE_NAME: &str = "blackbox_session";
@@ -183,7 +183,7 @@ pub async fn check(
             return Err(too_many(refused.wait(), path));
         }
         match auth.slow(move |a| a.check(&pw)).await {
-            Err(Busy) => {
+            Err(TooManyChecks) => {
                 auth.limiter.cancel(peer);
                 return Err(too_many(std::time::Duration::from_secs(1), path));
             }

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, LOCATION, RETRY_AFTER, SET_COOKIE};
 use hyper::{Request, Response, StatusCode};
 
+use super::body::{BodyError, BodyReader};
 use super::guard::{COOKIE_NAME, session_cookie};
 use super::respond::{Body, empty, json_error, no_store, respond};
-use crate::auth::{Auth, Busy, ChangeError};
+use crate::auth::{Auth, ChangeError, TooManyChecks};
+use crate::net::Busy;
 
 const LOGIN_HTML: &str = include_str!("ui/login.html");
 /// Request bodies here are a password or two: anything larger is refused.
@@ -50,12 +51,20 @@ fn see_other(to: &'static str) -> Response<Body> {
     res
 }
 
-async fn body(req: Request<Incoming>) -> Option<Bytes> {
-    Limited::new(req.into_body(), MAX_BODY)
-        .collect()
+/// The body, or the reply that says why it could not be had.
+async fn body(req: Request<Incoming>, busy: &Busy) -> Result<Bytes, BodyError> {
+    BodyReader::new(req.into_body(), busy)
+        .collect(MAX_BODY)
         .await
-        .ok()
-        .map(|c| c.to_bytes())
+}
+
+/// The status for a body that could not be read.
+fn body_status(e: &BodyError) -> StatusCode {
+    match e {
+        BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        BodyError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
+        BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+    }
 }
 
 /// Decodes one field of an `application/x-www-form-urlencoded` body.
@@ -96,14 +105,23 @@ fn wait_page(wait: Duration) -> Response<Body> {
 }
 
 /// `POST /login`.
-pub async fn login(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> Response<Body> {
+pub async fn login(
+    req: Request<Incoming>,
+    peer: IpAddr,
+    auth: &Arc<Auth>,
+    busy: &Busy,
+) -> Response<Body> {
     if !auth.required() {
         return see_other("/");
     }
     if let Err(refused) = auth.limiter.check(peer) {
         return wait_page(refused.wait());
     }
-    let Some(password) = body(req).await.and_then(|b| form_field(&b, "password")) else {
+    let sent = match body(req, busy).await {
+        Ok(b) => b,
+        Err(e) => return page(body_status(&e), &format!("{e}.")),
+    };
+    let Some(password) = form_field(&sent, "password") else {
         return page(StatusCode::BAD_REQUEST, "No password was sent.");
     };
     // Counted before the hash runs; a right password takes it back.
@@ -111,7 +129,7 @@ pub async fn login(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> Re
         return wait_page(refused.wait());
     }
     match auth.slow(move |a| a.check(&password)).await {
-        Err(Busy) => {
+        Err(TooManyChecks) => {
             auth.limiter.cancel(peer);
             return wait_page(Duration::from_secs(1));
         }
@@ -164,15 +182,21 @@ struct Change {
 }
 
 /// `POST /api/password`.
-pub async fn change(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> Response<Body> {
+pub async fn change(
+    req: Request<Incoming>,
+    peer: IpAddr,
+    auth: &Arc<Auth>,
+    busy: &Busy,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     if let Err(refused) = auth.limiter.check(peer) {
         return super::guard::too_many(refused.wait(), &path);
     }
-    let Some(c) = body(req)
-        .await
-        .and_then(|b| serde_json::from_slice::<Change>(&b).ok())
-    else {
+    let sent = match body(req, busy).await {
+        Ok(b) => b,
+        Err(e) => return json_error(body_status(&e), &e.to_string(), &path),
+    };
+    let Ok(c) = serde_json::from_slice::<Change>(&sent) else {
         return json_error(
             StatusCode::BAD_REQUEST,
             "expected {\"current\": ..., \"new\": ...}",
@@ -187,7 +211,7 @@ pub async fn change(req: Request<Incoming>, peer: IpAddr, auth: &Arc<Auth>) -> R
         .await
     {
         Ok(r) => r,
-        Err(Busy) => {
+        Err(TooManyChecks) => {
             auth.limiter.cancel(peer);
             return super::guard::too_many(Duration::from_secs(1), &path);
         }

@@ -8,7 +8,11 @@
 //! longest-idle connection is closed to make room, and if every connection
 //! is busy the newcomer gets a 503. A connection is busy from a request's
 //! arrival until its response body has been sent or dropped, so a live
-//! viewer is never the one closed. Each socket is wrapped in [`io::WriteTimeout`],
+//! viewer is never the one closed. A request body must keep arriving at a
+//! minimum rate ([`body`]), and while its handler waits for it the
+//! connection may be closed to make room (the slowest sender first), so
+//! half-sent bodies cannot hold the table; no address may hold more than a
+//! quarter of it. Each socket is wrapped in [`io::WriteTimeout`],
 //! so a client that stops reading is disconnected after
 //! `http.write_timeout` instead of pinning a frame forever; hyper's write
 //! buffer is capped so that a stalled viewer holds at most about one frame
@@ -16,6 +20,7 @@
 //! each connection finishes gracefully: the bus is closed, so every stream
 //! body ends and the response completes.
 
+mod body;
 mod guard;
 mod io;
 mod live;
@@ -44,7 +49,7 @@ use hyper::service::service_fn;
 use smol::{Async, Executor, Timer};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
-use crate::net::{Busy, accept_until_shutdown};
+use crate::net::{Busy, Refusal, accept_until_shutdown};
 use crate::state::AppState;
 use respond::Body;
 
@@ -64,15 +69,23 @@ pub async fn serve(listener: Async<TcpListener>, state: Arc<AppState>, ex: Arc<E
     .await;
 }
 
-/// Turns a connection away: the table is full of busy connections.
-async fn refuse(mut stream: Async<std::net::TcpStream>, state: &AppState) {
+/// Turns a connection away: the table is full of busy connections, or its
+/// address holds its share.
+async fn refuse(mut stream: Async<std::net::TcpStream>, state: &AppState, why: Refusal) {
     if state.refused.fetch_add(1, Ordering::Relaxed) == 0 {
         log::warn!(
-            "http: {} connections, all busy: turning new ones away (counted in http_refused)",
-            state.http.max()
+            "http: turning connections away ({}; counted in http_refused)",
+            match why {
+                Refusal::Full => format!("{} connections, all busy", state.http.max()),
+                Refusal::PerAddress(n) => format!("{n} from one address"),
+            }
         );
     }
-    let body = r#"{"error":"too many connections","status":503}"#;
+    let message = match why {
+        Refusal::Full => "too many connections",
+        Refusal::PerAddress(_) => "too many connections from your address",
+    };
+    let body = format!(r#"{{"error":"{message}","status":503}}"#);
     let reply = format!(
         "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nRetry-After: 1\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -94,23 +107,25 @@ fn while_sending(body: Body, busy: Busy) -> Body {
 }
 
 async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {
-    let Some(slot) = state.http.admit() else {
-        refuse(stream, &state).await;
-        return;
-    };
-    let slot = Arc::new(slot);
-    let _ = stream.get_ref().set_nodelay(true);
     let peer = stream
         .get_ref()
         .peer_addr()
         .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |a| a.ip());
+    let slot = match state.http.admit(peer) {
+        Ok(slot) => Arc::new(slot),
+        Err(why) => {
+            refuse(stream, &state, why).await;
+            return;
+        }
+    };
+    let _ = stream.get_ref().set_nodelay(true);
     let io = io::WriteTimeout::new(FuturesIo::new(stream), state.config.http.write_timeout);
     let (svc_state, svc_slot) = (state.clone(), slot.clone());
     let svc = service_fn(move |req| {
         let state = svc_state.clone();
         let busy = svc_slot.busy();
         async move {
-            let res = routes::handle(req, &state, peer).await;
+            let res = routes::handle(req, &state, peer, &busy).await;
             Ok::<_, Infallible>(res.map(|body| while_sending(body, busy)))
         }
     });

@@ -9,12 +9,18 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::respond::{Body, json_error, no_store, not_allowed, respond};
 use super::status::Status;
 use super::{guard, live, login};
+use crate::net::Busy;
 use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
 
 /// Answers one request from `peer`.
-pub async fn handle(req: Request<Incoming>, state: &AppState, peer: IpAddr) -> Response<Body> {
+pub async fn handle(
+    req: Request<Incoming>,
+    state: &AppState,
+    peer: IpAddr,
+    busy: &Busy,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let query = req.uri().query().map(str::to_string);
     if let Err(res) = guard::check(req.method(), &path, req.headers(), peer, &state.auth).await {
@@ -29,12 +35,14 @@ pub async fn handle(req: Request<Incoming>, state: &AppState, peer: IpAddr) -> R
             return no_store(respond(code, "text/plain; charset=utf-8", word));
         }
         (&Method::GET | &Method::HEAD, "/login") => return login::login_page(&state.auth),
-        (&Method::POST, "/login") => return login::login(req, peer, &state.auth).await,
+        (&Method::POST, "/login") => return login::login(req, peer, &state.auth, busy).await,
         (&Method::POST, "/logout") => return login::logout(&req, &state.auth),
-        (&Method::POST, "/api/password") => return login::change(req, peer, &state.auth).await,
+        (&Method::POST, "/api/password") => {
+            return login::change(req, peer, &state.auth, busy).await;
+        }
         (_, "/healthz" | "/login") => return not_allowed("GET, HEAD, POST", &path),
         (_, "/logout" | "/api/password") => return not_allowed("POST", &path),
-        (&Method::POST, "/api/update") => return super::update::upload(req, state).await,
+        (&Method::POST, "/api/update") => return super::update::upload(req, state, busy).await,
         (&Method::GET | &Method::HEAD, "/api/update") => return super::update::status(state),
         (_, "/api/update") => return not_allowed("GET, HEAD, POST", &path),
         _ => {}

@@ -11,35 +11,62 @@
 //! Like every state change it needs the login and the page's own origin
 //! (the guard checks both before this runs).
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use futures_lite::AsyncWriteExt;
-use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::CONTENT_LENGTH;
 use hyper::{Request, Response, StatusCode};
 
+use super::body::BodyReader;
 use super::respond::{Body, json, json_error, no_store};
+use crate::net::Busy;
 use crate::ota::install::{self, BUNDLE, Progress, REQUEST};
 use crate::state::AppState;
 
 /// Larger than any bundle we make (~220 MB) by a wide margin.
 pub const MAX_BUNDLE: u64 = 2 << 30;
-/// Room left on the card beyond the bundle, for the recorder.
+/// Room left on the card beyond the bundle and the recorder's `min_free`.
 const HEADROOM: u64 = 256 << 20;
+/// Numbers each upload's temporary file.
+static UPLOADS: AtomicU64 = AtomicU64::new(0);
 
 /// The update directory: `update/` in the data directory.
 pub fn dir(state: &AppState) -> PathBuf {
     state.config.record.dir.join("update")
 }
 
+/// An install is asked for, queued, running, or rebooting into its result.
 fn busy(dir: &Path) -> bool {
-    dir.join(REQUEST).exists() || install::read_status(dir).state == "installing"
+    dir.join(REQUEST).exists()
+        || matches!(
+            install::read_status(dir).state.as_str(),
+            "queued" | "installing" | "rebooting"
+        )
 }
 
-fn free_bytes(dir: &Path) -> Option<u64> {
+/// Marks the one upload in progress; dropping it lets the next one in.
+struct Uploading<'a>(&'a AtomicBool);
+
+impl<'a> Uploading<'a> {
+    fn take(flag: &'a AtomicBool) -> Option<Self> {
+        (!flag.swap(true, Ordering::SeqCst)).then_some(Self(flag))
+    }
+}
+
+impl Drop for Uploading<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// (free, total) bytes of the file system holding `dir`.
+fn space(dir: &Path) -> Option<(u64, u64)> {
     let st = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(st.blocks_available() as u64 * st.fragment_size() as u64)
+    let f = st.fragment_size() as u64;
+    Some((st.blocks_available() as u64 * f, st.blocks() as u64 * f))
 }
 
 /// `GET /api/update`.
@@ -48,7 +75,7 @@ pub fn status(state: &AppState) -> Response<Body> {
 }
 
 /// `POST /api/update`.
-pub async fn upload(req: Request<Incoming>, state: &AppState) -> Response<Body> {
+pub async fn upload(req: Request<Incoming>, state: &AppState, busy_conn: &Busy) -> Response<Body> {
     let path = req.uri().path().to_string();
     let dir = dir(state);
     let Some(len) = req
@@ -77,18 +104,43 @@ pub async fn upload(req: Request<Incoming>, state: &AppState) -> Response<Body> 
             &path,
         );
     }
+    let Some(_uploading) = Uploading::take(&state.uploading) else {
+        return json_error(StatusCode::CONFLICT, "another upload is under way", &path);
+    };
     if busy(&dir) {
         return json_error(StatusCode::CONFLICT, "an update is being installed", &path);
     }
-    if free_bytes(&dir).is_some_and(|free| free < len + HEADROOM) {
-        return json_error(
-            StatusCode::INSUFFICIENT_STORAGE,
-            "not enough room on the card for this bundle",
-            &path,
-        );
+    // The recorder keeps record.min_free free by deleting the oldest
+    // footage: a bundle must fit above that line, with room to spare.
+    if let Some((free, total)) = space(&dir) {
+        let keep = state.config.record.min_free.bytes(total) + HEADROOM;
+        if free < len.saturating_add(keep) {
+            return json_error(
+                StatusCode::INSUFFICIENT_STORAGE,
+                &format!(
+                    "not enough room on the card for this bundle: {len} bytes, {free} free, \
+                     {keep} kept free for recording"
+                ),
+                &path,
+            );
+        }
     }
-    let part = dir.join(format!("{BUNDLE}.part"));
-    match receive(req, &part, len).await {
+    // Only one upload runs at a time: any temporary file is a stale one
+    // (a restart in the middle of an upload).
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(".upload-") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    // A name of its own, made here and nowhere else.
+    let part = dir.join(format!(
+        ".upload-{}-{}.part",
+        std::process::id(),
+        UPLOADS.fetch_add(1, Ordering::Relaxed)
+    ));
+    match receive(req, &part, len, busy_conn).await {
         Ok(()) => {}
         Err(why) => {
             let _ = std::fs::remove_file(&part);
@@ -108,9 +160,9 @@ pub async fn upload(req: Request<Incoming>, state: &AppState) -> Response<Body> 
         percent: 0,
         message: "uploaded; the install starts".into(),
     };
-    let (d, status) = (dir.clone(), p.clone());
+    let (d, status, part_done) = (dir.clone(), p.clone(), part.clone());
     let queued = smol::unblock(move || {
-        std::fs::rename(d.join(format!("{BUNDLE}.part")), d.join(BUNDLE))?;
+        std::fs::rename(&part_done, d.join(BUNDLE))?;
         let _ = install::write_status(&d, &status);
         std::fs::write(d.join(REQUEST), "install\n")
     })
@@ -127,20 +179,31 @@ pub async fn upload(req: Request<Incoming>, state: &AppState) -> Response<Body> 
     no_store(json(StatusCode::ACCEPTED, &p))
 }
 
-/// Streams the body into `part`, exactly `len` bytes, synced.
-async fn receive(req: Request<Incoming>, part: &Path, len: u64) -> Result<(), String> {
-    let mut file = smol::fs::File::create(part)
-        .await
-        .map_err(|e| format!("cannot create {}: {e}", part.display()))?;
-    let mut body = req.into_body();
+/// Streams the body into `part` (a new file), exactly `len` bytes, synced,
+/// at no less than the minimum rate ([`super::body`]).
+async fn receive(req: Request<Incoming>, part: &Path, len: u64, busy: &Busy) -> Result<(), String> {
+    let create = {
+        let part = part.to_path_buf();
+        smol::unblock(move || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .custom_flags(nix::libc::O_NOFOLLOW)
+                .mode(0o600)
+                .open(part)
+        })
+    };
+    let mut file = smol::fs::File::from(
+        create
+            .await
+            .map_err(|e| format!("cannot create {}: {e}", part.display()))?,
+    );
+    let mut body = BodyReader::new(req.into_body(), busy);
     // Upload progress is the page's to show (it knows what it sent);
     // the card gets the bundle and nothing else.
     let mut got: u64 = 0;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| format!("the upload broke off: {e}"))?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
+    while let Some(chunk) = body.next().await {
+        let data = chunk.map_err(|e| format!("the upload failed: {e}"))?;
         got += data.len() as u64;
         if got > len {
             return Err("more bytes than Content-Length".into());

@@ -85,7 +85,8 @@ pub enum Command {
 const COMMAND_QUEUE: usize = 16;
 /// Events remembered in the status.
 const EVENT_HISTORY: usize = 20;
-/// Events waiting in the mailbox at most; more are merged into the last.
+/// Events waiting in the mailbox at most; more are merged into the last
+/// (its window stretched to the newest, its count kept): never dropped.
 const MAX_PENDING_EVENTS: usize = 32;
 /// How soon a failed segment creation is tried again.
 const RETRY_OPEN: Duration = Duration::from_secs(1);
@@ -165,7 +166,15 @@ struct Mailbox {
     /// The latest start (`true`) or stop asked for.
     recording: Option<bool>,
     /// Events, coalesced as they arrive.
-    events: Vec<(Timestamp, String)>,
+    events: Vec<Pending>,
+}
+
+/// Triggers waiting for the recorder: one, or several merged at the cap.
+struct Pending {
+    first: Timestamp,
+    last: Timestamp,
+    reason: String,
+    count: u64,
 }
 
 /// State shared between the recorder thread and its handles.
@@ -201,12 +210,21 @@ impl RecorderHandle {
     pub fn event(&self, at: Timestamp, reason: &str) {
         {
             let mut mb = lock(&self.shared.mailbox);
-            if mb.events.len() >= MAX_PENDING_EVENTS {
-                // Keep the latest trigger; its window covers the merged ones
-                // once the recorder extends the window to it.
-                mb.events.pop();
+            let full = mb.events.len() >= MAX_PENDING_EVENTS;
+            match mb.events.last_mut() {
+                // At the cap the newest trigger joins the last one: its
+                // window stretches to cover both, and the count is kept.
+                Some(last) if full => {
+                    last.last = at;
+                    last.count += 1;
+                }
+                _ => mb.events.push(Pending {
+                    first: at,
+                    last: at,
+                    reason: reason.to_string(),
+                    count: 1,
+                }),
             }
-            mb.events.push((at, reason.to_string()));
         }
         self.wake();
     }
@@ -496,8 +514,8 @@ impl Worker {
                 if let Some(on) = recording {
                     self.set_recording(on);
                 }
-                for (at, reason) in events {
-                    self.event(at, reason);
+                for p in events {
+                    self.event(p);
                 }
             }
             Command::Protect { name, reply } => {
@@ -536,14 +554,20 @@ impl Worker {
         }
     }
 
-    fn event(&mut self, at: Timestamp, reason: String) {
+    fn event(&mut self, p: Pending) {
+        let Pending {
+            first: at,
+            last,
+            reason,
+            count,
+        } = p;
         let pre = Duration::from_secs(self.cfg.event.pre_seconds);
         let post = Duration::from_secs(self.cfg.event.post_seconds);
         let window = Window {
             from_wall: at.wall.checked_sub(pre).unwrap_or(SystemTime::UNIX_EPOCH),
-            to_wall: at.wall + post,
+            to_wall: last.wall.max(at.wall) + post,
             from_mono: at.mono.saturating_sub(pre),
-            to_mono: at.mono + post,
+            to_mono: last.mono.max(at.mono) + post,
         };
         // Merge with an overlapping window: one longer clip, one entry.
         let info =
@@ -557,7 +581,7 @@ impl Worker {
                     w.window.to_wall = w.window.to_wall.max(window.to_wall);
                     w.from = unix_seconds(w.window.from_wall);
                     w.to = unix_seconds(w.window.to_wall);
-                    w.count += 1;
+                    w.count += count;
                     w.clone()
                 }
                 None => {
@@ -566,7 +590,7 @@ impl Worker {
                         reason,
                         from: unix_seconds(window.from_wall),
                         to: unix_seconds(window.to_wall),
-                        count: 1,
+                        count,
                         window,
                     };
                     log::info!(
