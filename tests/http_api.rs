@@ -244,3 +244,18 @@ fn malformed_requests_get_400_and_the_server_carries_on() {
     let (code, _, _) = get(&server.url("/api/status"));
     assert_eq!(code, 200, "still serving after the garbage");
 }
+
+#[test]
+fn every_response_carries_the_security_headers() {
+    let server = Server::start(&["--size", "320x240"]);
+    for path in ["/", "/login", "/api/status", "/no/such/thing", "/healthz"] {
+        let (_, headers, _) = get(&server.url(path));
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
+        let csp = &headers["content-security-policy"];
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(csp.contains("default-src 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe"), "{path}: {csp}");
+    }
+}

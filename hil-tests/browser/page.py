@@ -5,21 +5,27 @@ chromedriver through Selenium) against the real blackbox binary, at a phone's
 and the recordings fit the width (nothing scrolls sideways), logging in works,
 the live image shows frames (the test pattern moves, so two captures of it
 differ), and a dashcam still on its first-boot password shows the banner
-asking for a new one. Prints a line per check and "N passed, M failed".
+asking for a new one; the page runs under its Content-Security-Policy
+without a single violation in the browser's log, and a page from another
+origin cannot frame it. A wait that runs out is a failed check, named.
+Prints a line per check and "N passed, M failed".
 
 Usage: page.py BLACKBOX_BINARY
 """
+import http.server
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 os.environ["SE_AVOID_STATS"] = "true"  # Selenium must not phone home
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 BIN = sys.argv[1]
@@ -31,6 +37,43 @@ def check(name, ok, info=""):
     print(f"{'ok  ' if ok else 'FAIL'} {name}: {info}", flush=True)
 
 
+def waited(d, name, condition, timeout=60):
+    """Waits for `condition`; a timeout is a failed check named `name`."""
+    try:
+        WebDriverWait(d, timeout).until(condition)
+        return True
+    except TimeoutException:
+        check(name, False, f"not within {timeout} s")
+        return False
+
+
+def csp_violations(d):
+    """Messages the browser logged about the Content-Security-Policy."""
+    return [e["message"] for e in d.get_log("browser")
+            if "Content Security Policy" in e["message"] or "Refused to" in e["message"]]
+
+
+def framing_page(url):
+    """Serves, from another origin, a page that tries to frame `url`;
+    returns its address."""
+    html = f"<!doctype html><iframe id=f src='{url}' width=600 height=400></iframe>".encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return f"http://localhost:{srv.server_address[1]}/"
+
+
 def browser():
     o = webdriver.ChromeOptions()
     for a in ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
@@ -38,6 +81,7 @@ def browser():
               "--disable-sync", "--disable-quic", "--disable-dev-shm-usage"]:
         o.add_argument(a)
     o.binary_location = "/usr/bin/chromium"
+    o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     d = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=o)
     d.set_page_load_timeout(60)
     return d
@@ -76,31 +120,51 @@ def main():
                 check(f"{width} px: the login page fits", w <= v, f"{w} px in a {v} px view")
                 d.find_element(By.NAME, "password").send_keys(password)
                 d.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-                WebDriverWait(d, 60).until(lambda d: d.current_url.rstrip("/") == url.rstrip("/"))
+                if not waited(d, f"{width} px: logging in leads to the page",
+                              lambda d: d.current_url.rstrip("/") == url.rstrip("/")):
+                    continue
                 # The live image: loaded at its size, and moving.
-                WebDriverWait(d, 60).until(lambda d: d.execute_script(
-                    "const i = document.getElementById('live');"
-                    "return i && i.complete && i.naturalWidth === 640;"))
-                live = d.find_element(By.ID, "live")
-                first = live.screenshot_as_png
-                time.sleep(1.0)
-                second = live.screenshot_as_png
-                check(f"{width} px: the live image shows frames", first != second,
-                      "two captures a second apart differ" if first != second else "the image did not change")
+                if waited(d, f"{width} px: the live image loads at 640 px", lambda d: d.execute_script(
+                        "const i = document.getElementById('live');"
+                        "return i && i.complete && i.naturalWidth === 640;")):
+                    live = d.find_element(By.ID, "live")
+                    first = live.screenshot_as_png
+                    time.sleep(1.0)
+                    second = live.screenshot_as_png
+                    check(f"{width} px: the live image shows frames", first != second,
+                          "two captures a second apart differ" if first != second
+                          else "the image did not change")
                 w, v = sideways(d)
                 check(f"{width} px: the live view fits", w <= v, f"{w} px in a {v} px view")
                 banner = d.find_element(By.ID, "first-boot")
-                WebDriverWait(d, 30).until(lambda d: banner.is_displayed())
-                check(f"{width} px: the first-boot password banner shows", banner.is_displayed())
+                if waited(d, f"{width} px: the first-boot password banner shows",
+                          lambda d: banner.is_displayed(), timeout=30):
+                    check(f"{width} px: the first-boot password banner shows", True)
                 # The recordings, once there are some.
-                WebDriverWait(d, 60).until(lambda d: d.execute_script(
-                    "return fetch('/api/recordings', {headers: {'X-Requested-With': 'blackbox'}})"
-                    ".then(r => r.json()).then(j => j.recordings.length >= 2)"))
-                d.find_element(By.ID, "tab-recordings").click()
-                WebDriverWait(d, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".seg")) >= 2)
-                w, v = sideways(d)
-                check(f"{width} px: the recordings fit", w <= v, f"{w} px in a {v} px view")
+                if waited(d, f"{width} px: two recordings are listed", lambda d: d.execute_script(
+                        "return fetch('/api/recordings', {headers: {'X-Requested-With': 'blackbox'}})"
+                        ".then(r => r.json()).then(j => j.recordings.length >= 2)")):
+                    d.find_element(By.ID, "tab-recordings").click()
+                    if waited(d, f"{width} px: the recordings tab shows them",
+                              lambda d: len(d.find_elements(By.CSS_SELECTOR, ".seg")) >= 2, timeout=30):
+                        w, v = sideways(d)
+                        check(f"{width} px: the recordings fit", w <= v, f"{w} px in a {v} px view")
                 d.save_screenshot(os.path.join(tempfile.gettempdir(), f"blackbox-page-{width}.png"))
+                bad = csp_violations(d)
+                check(f"{width} px: the page runs under its Content-Security-Policy", not bad,
+                      "no violation logged" if not bad else "; ".join(bad)[:500])
+            # Another site's page cannot frame the dashcam's.
+            d.get(framing_page(url))
+            time.sleep(2)
+            framed = d.execute_script(
+                "const f = document.getElementById('f');"
+                "try { return f.contentDocument && f.contentDocument.body"
+                " && f.contentDocument.body.innerText.length > 0; } catch (e) { return false; }")
+            refused = [m for m in (e["message"] for e in d.get_log("browser"))
+                       if "frame" in m.lower() and ("refused" in m.lower() or "ancestor" in m.lower()
+                                                     or "x-frame-options" in m.lower())]
+            check("another origin cannot frame the page", not framed and bool(refused),
+                  refused[0][:200] if refused else "the browser logged no refusal")
         finally:
             d.quit()
     finally:

@@ -22,6 +22,7 @@
 
 mod body;
 mod guard;
+mod headers;
 mod io;
 mod live;
 mod login;
@@ -125,7 +126,8 @@ async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {
         let state = svc_state.clone();
         let busy = svc_slot.busy();
         async move {
-            let res = routes::handle(req, &state, peer, &busy).await;
+            let mut res = routes::handle(req, &state, peer, &busy).await;
+            headers::secure(&mut res);
             Ok::<_, Infallible>(res.map(|body| while_sending(body, busy)))
         }
     });
