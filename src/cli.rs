@@ -267,6 +267,24 @@ fn recover(dir: &std::path::Path) -> i32 {
         eprintln!("blackbox: {} is not a directory", dir.display());
         return 2;
     }
+    // The data directory a running blackbox would hold: DIR itself, or
+    // the one above a bare recordings/ or events/ folder.
+    let root = if !dir.join("recordings").is_dir()
+        && dir
+            .file_name()
+            .is_some_and(|n| n == "recordings" || n == "events")
+    {
+        dir.parent().unwrap_or(dir)
+    } else {
+        dir
+    };
+    let _lock = match crate::record::lock::take(root) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("blackbox: {e}");
+            return 1;
+        }
+    };
     let store = if dir.join("recordings").is_dir() {
         Store::at(dir)
     } else {

@@ -453,8 +453,9 @@ fn without_a_password_only_loopback_and_still_no_cross_site_changes() {
         "",
     );
     assert_eq!(code, 421);
-    let st = server.status();
-    assert_eq!(st["recorder"]["recording"], true);
+    // Recording starts with the recorder thread (a moment after the port
+    // is announced); the refused stop changed nothing.
+    let st = server.wait_status(60, "recording", |st| st["recorder"]["recording"] == true);
     assert_eq!(st["auth"]["required"], false);
 }
 

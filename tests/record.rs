@@ -1006,3 +1006,104 @@ fn a_slow_disk_drops_recorder_frames_counted_and_never_stalls_capture() {
     assert!(rec(&st, "frames_written") > 0);
     assert_eq!(rec(&st, "frames_lost"), 0, "dropped, not lost: {st}");
 }
+
+#[test]
+fn the_data_directory_is_ours_alone() {
+    let dir = TempDir::new("rec-ours");
+    let recordings = dir.0.join("data/recordings");
+    std::fs::create_dir_all(&recordings).unwrap();
+    // Planted before start: a link to a system file and a FIFO, under names
+    // a segment could have, and a damaged file of 3 MiB.
+    let link = "00000001-20261126T172600Z.mkv";
+    let fifo = "00000002-20261126T172700Z.mkv";
+    std::os::unix::fs::symlink("/etc/hostname", recordings.join(link)).unwrap();
+    nix::unistd::mkfifo(
+        &recordings.join(fifo),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let damaged = dir.0.join("data/damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    std::fs::write(
+        damaged.join("00000003-20261126T172800Z.mkv.part"),
+        vec![0u8; 3 << 20],
+    )
+    .unwrap();
+    let mut server = start(&dir.0, "segment_seconds = 1\nmax_usage = \"2MiB\"\n", &[]);
+    server.wait_status(60, "a segment", |st| rec(st, "segments_finished") >= 2);
+    let list = common::testkit_get_json(&server.url("/api/recordings"));
+    let names: Vec<&str> = list["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        !names.contains(&link) && !names.contains(&fifo),
+        "{names:?}"
+    );
+    for name in [link, fifo] {
+        let (code, _, body) = get(&server.url(&format!("/recordings/{name}")));
+        assert_eq!(code, 404, "{name}: {}", String::from_utf8_lossy(&body));
+    }
+    // The damaged file counted against the 2 MiB budget, and went first.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(&damaged).unwrap().next().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "damaged/ was never pruned"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A finished segment swapped for a link while the server runs is not
+    // served either.
+    let seg = finished(&recordings)
+        .into_iter()
+        .find(|p| p.symlink_metadata().unwrap().is_file())
+        .unwrap();
+    let seg_name = seg.file_name().unwrap().to_str().unwrap().to_string();
+    std::fs::remove_file(&seg).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", &seg).unwrap();
+    let (code, _, _) = get(&server.url(&format!("/recordings/{seg_name}")));
+    assert_eq!(code, 404, "a link under a segment's name");
+    std::fs::remove_file(&seg).unwrap();
+
+    // `recover` refuses while the service holds the directory, for the data
+    // directory and for its recordings/ alike.
+    for target in [dir.0.join("data"), recordings.clone()] {
+        let out = std::process::Command::new(common::BIN)
+            .arg("recover")
+            .arg(&target)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{target:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("in use by another blackbox"), "{err}");
+    }
+    // So does a second blackbox on the same card.
+    let out = std::process::Command::new(common::BIN)
+        .args(["run", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir.0.join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use by another blackbox"));
+    let log = server.terminate();
+    assert_eq!(
+        log.matches("not regular files and are ignored").count(),
+        1,
+        "logged once: {log}"
+    );
+    // Once it has stopped, recover may run.
+    let out = std::process::Command::new(common::BIN)
+        .arg("recover")
+        .arg(dir.0.join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -15,6 +15,7 @@
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +25,7 @@ use serde::Serialize;
 
 use crate::config::Budget;
 use crate::record::index::{Entry, Index, Window};
+use crate::record::lock::{self, DataLock};
 use crate::record::names::{self, SegmentName};
 use crate::record::scan::{self, Depth};
 use crate::sync::lock;
@@ -117,6 +119,8 @@ pub struct Store {
     pub damaged: PathBuf,
     index: Mutex<Index>,
     next_seq: AtomicU64,
+    /// Held by a store that records ([`Store::open`]).
+    lock: Option<DataLock>,
 }
 
 impl Store {
@@ -129,19 +133,19 @@ impl Store {
             damaged: root.join("damaged"),
             index: Mutex::new(Index::default()),
             next_seq: AtomicU64::new(1),
+            lock: None,
         }
     }
 
     /// Creates the directories, recovers every `.part` left by a crash or a
     /// power cut, and indexes the finished segments.
+    /// The data directory is locked first ([`crate::record::lock`]): a
+    /// directory another blackbox holds is refused.
     pub fn open(root: &Path) -> io::Result<(Self, Vec<Recovery>)> {
-        let store = Self::at(root);
-        for d in [
-            &store.root,
-            &store.recordings,
-            &store.events,
-            &store.damaged,
-        ] {
+        let mut store = Self::at(root);
+        fs::create_dir_all(&store.root)?;
+        store.lock = Some(lock::take(&store.root)?);
+        for d in [&store.recordings, &store.events, &store.damaged] {
             fs::create_dir_all(d)?;
         }
         let recovered = store.recover();
@@ -155,6 +159,17 @@ impl Store {
     pub fn rebuild_index(&self) {
         let mut ix = Index::default();
         let mut max_seq = 0;
+        let strangers: Vec<String> = [&self.recordings, &self.events, &self.damaged]
+            .into_iter()
+            .flat_map(|d| not_regular(d))
+            .collect();
+        if !strangers.is_empty() {
+            log::warn!(
+                "{} entries in the data directory are not regular files and are ignored: {}",
+                strangers.len(),
+                strangers.join(", ")
+            );
+        }
         for (dir, protected) in [(&self.recordings, false), (&self.events, true)] {
             for (name, path) in dir_names(dir) {
                 let Some(n) = names::parse(&name) else {
@@ -295,11 +310,28 @@ impl Store {
         let event_max = limits.event_max.bytes(d.total);
         let mut free = d.free;
         let mut synced = [false, false];
+        // damaged/ counts with the recordings and goes first, oldest first:
+        // nothing in it plays.
+        let mut damaged: std::collections::VecDeque<(String, PathBuf, u64)> =
+            dir_names(&self.damaged)
+                .into_iter()
+                .map(|(name, path)| {
+                    let bytes = fs::symlink_metadata(&path).map_or(0, |m| m.len());
+                    (name, path, bytes)
+                })
+                .collect();
+        let mut damaged_bytes: u64 = damaged.iter().map(|d| d.2).sum();
+        let mut damaged_synced = false;
         for protected in [false, true] {
             loop {
                 let (used, oldest) = {
                     let ix = lock(&self.index);
-                    let used = ix.bytes(protected) + if protected { 0 } else { open_bytes };
+                    let used = ix.bytes(protected)
+                        + if protected {
+                            0
+                        } else {
+                            open_bytes + damaged_bytes
+                        };
                     (used, ix.oldest(protected).cloned())
                 };
                 let over = if protected {
@@ -307,6 +339,24 @@ impl Store {
                 } else {
                     used > max_usage || free < min_free
                 };
+                if over
+                    && !protected
+                    && let Some((name, path, bytes)) = damaged.pop_front()
+                {
+                    damaged_bytes -= bytes;
+                    match fs::remove_file(&path) {
+                        Ok(()) => {
+                            free += bytes;
+                            out.deleted.push(format!("damaged/{name}"));
+                            damaged_synced = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                        Err(e) => out
+                            .errors
+                            .push(format!("cannot delete damaged/{name}: {e}")),
+                    }
+                    continue;
+                }
                 let Some(oldest) = oldest.filter(|_| over) else {
                     break;
                 };
@@ -331,6 +381,9 @@ impl Store {
                 out.errors.push(format!("directory sync failed: {e}"));
             }
         }
+        if damaged_synced && let Err(e) = sync_dir(&self.damaged) {
+            out.errors.push(format!("directory sync failed: {e}"));
+        }
         if !out.deleted.is_empty() {
             log::info!("loop recording deleted {}", out.deleted.join(", "));
         }
@@ -339,15 +392,32 @@ impl Store {
 
     /// On a full card: deletes the oldest unprotected segment, whatever the
     /// budget says.
+    /// Only a deletion that happened counts: a file that cannot be removed
+    /// is passed over for the next oldest (at most a few), and `None` says
+    /// nothing was freed.
     pub fn delete_oldest(&self) -> Option<String> {
-        let oldest = lock(&self.index).oldest(false).cloned()?;
-        match self.delete(&oldest.name) {
-            Ok(()) | Err(DeleteError::Io(_)) => {
-                log::warn!("disk full: deleted {}", oldest.name);
-                Some(oldest.name)
+        let candidates: Vec<String> = lock(&self.index)
+            .iter()
+            .filter(|e| !e.protected)
+            .take(4)
+            .map(|e| e.name.clone())
+            .collect();
+        for name in candidates {
+            match self.delete(&name) {
+                // Removed; only the directory sync failed.
+                Ok(()) => {
+                    log::warn!("disk full: deleted {name}");
+                    return Some(name);
+                }
+                Err(DeleteError::Io(e)) if e.starts_with("deleted, but") => {
+                    log::warn!("disk full: deleted {name} ({e})");
+                    return Some(name);
+                }
+                Err(DeleteError::Io(e)) => log::debug!("disk full: cannot delete {name}: {e}"),
+                Err(_) => {}
             }
-            Err(_) => None,
         }
+        None
     }
 
     /// Opens a finished segment for reading, wherever it is: a segment that
@@ -359,12 +429,19 @@ impl Store {
         };
         // recordings/ first: a move only ever goes from there to events/.
         for protected in [false, true] {
-            match File::open(self.dir_of(protected).join(name)) {
+            match open_regular(&self.dir_of(protected).join(name)) {
                 Ok(f) => {
                     entry.protected = protected;
                     return Ok(Some((f, entry)));
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // A link or a FIFO planted under a segment's name.
+                Err(e)
+                    if e.kind() == io::ErrorKind::InvalidInput
+                        || e.raw_os_error() == Some(nix::libc::ELOOP) =>
+                {
+                    return Ok(None);
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -407,16 +484,46 @@ impl Store {
     }
 }
 
-/// The entries of a directory as (name, path), sorted by name.
+/// The regular files of a directory as (name, path), sorted by name (the
+/// type as the directory says it, never following a link).
 fn dir_names(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out: Vec<(String, PathBuf)> = fs::read_dir(dir)
         .into_iter()
         .flatten()
         .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
         .collect();
     out.sort();
     out
+}
+
+/// What in a directory is not a regular file (links, FIFOs, devices,
+/// directories), as paths for the log.
+fn not_regular(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
+
+/// Opens `path` for reading if it is a regular file: a link is not
+/// followed (ELOOP) and a FIFO does not block the opener.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let f = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(f)
 }
 
 /// An index entry for a finished file: from its statistics, else by

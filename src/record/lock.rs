@@ -1,0 +1,91 @@
+//! The data directory belongs to one blackbox at a time. `blackbox run`
+//! holds an exclusive `flock` on the directory itself for as long as it
+//! runs, and `blackbox recover` takes the same lock before touching a file:
+//! a recovery run by hand while the service records would otherwise
+//! "repair" the segment being written under the recorder's feet, and a
+//! second service on the same card would interleave sequence numbers.
+//! The kernel drops the lock when the process ends, however it ends, so a
+//! crash or a power cut never leaves a stale lock behind; and locking the
+//! directory (not a file in it) leaves nothing on the card.
+
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// The held lock; released when dropped.
+pub struct DataLock {
+    _lock: Flock<File>,
+}
+
+impl fmt::Debug for DataLock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataLock")
+    }
+}
+
+/// Why the lock could not be had.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process holds it.
+    Busy(PathBuf),
+    Io(PathBuf, io::Error),
+}
+
+impl fmt::Display for LockError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Busy(p) => write!(
+                f,
+                "{} is in use by another blackbox (stop the service first: systemctl stop blackbox)",
+                p.display()
+            ),
+            Self::Io(p, e) => write!(f, "cannot lock {}: {e}", p.display()),
+        }
+    }
+}
+
+impl std::error::Error for LockError {}
+
+impl From<LockError> for io::Error {
+    fn from(e: LockError) -> Self {
+        let kind = match &e {
+            LockError::Busy(_) => io::ErrorKind::WouldBlock,
+            LockError::Io(_, e) => e.kind(),
+        };
+        io::Error::new(kind, e.to_string())
+    }
+}
+
+/// Takes the lock on the directory `root`, at once or not at all.
+pub fn take(root: &Path) -> Result<DataLock, LockError> {
+    let dir = File::open(root).map_err(|e| LockError::Io(root.to_path_buf(), e))?;
+    match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(DataLock { _lock: lock }),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LockError::Busy(root.to_path_buf())),
+        Err((_, e)) => Err(LockError::Io(root.to_path_buf(), io::Error::from(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_holder_at_a_time_and_released_on_drop() {
+        let dir = std::env::temp_dir().join(format!("blackbox-lock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let held = take(&dir).unwrap();
+        assert!(matches!(take(&dir), Err(LockError::Busy(_))));
+        drop(held);
+        let again = take(&dir).unwrap();
+        drop(again);
+        assert!(
+            std::fs::read_dir(&dir).unwrap().next().is_none(),
+            "nothing left on the card"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
