@@ -34,14 +34,21 @@
 //! unmounted and `fsck.fat -a` repairs the cross-link first (it keeps the
 //! entry found first in the directory, which is `autoboot.txt`: the
 //! temporary name always sits after it) and the replacement then writes a
-//! complete new file anyway. `hil-tests/ota` cuts the power at each step.
+//! complete new file anyway; a file system that will not say where a file
+//! lives is treated the same way. `hil-tests/ota` cuts the power at each
+//! step. Every read and replacement holds a lock (`flock` on a file beside
+//! the mount point), so two processes never mount, read or write the
+//! partition at once.
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use nix::fcntl::{Flock, FlockArg};
 
 use super::autoboot::{Autoboot, AutobootError};
 
@@ -133,23 +140,36 @@ impl Mounted<'_> {
     }
 }
 
-/// The physical block of a file's first block, if the file system says.
-fn first_block(path: &Path) -> Option<i32> {
+/// The physical block of a file's first block: `Ok(None)` for an empty
+/// file (it has no cluster), `Err` when the file system will not say.
+fn first_block(path: &Path) -> Result<Option<i32>, ()> {
     use nix::libc;
     const FIBMAP: libc::c_ulong = 1;
-    let f = File::open(path).ok()?;
+    let f = File::open(path).map_err(|_| ())?;
+    if f.metadata().map_err(|_| ())?.len() == 0 {
+        return Ok(None);
+    }
     let mut block: libc::c_int = 0;
     // SAFETY: FIBMAP reads and writes one int through the pointer, which
     // points at a live local; the descriptor is open for the whole call.
     let r = unsafe { libc::ioctl(f.as_raw_fd(), FIBMAP as _, &mut block) };
-    (r == 0 && block > 0).then_some(block)
+    if r == 0 && block > 0 {
+        Ok(Some(block))
+    } else {
+        Err(())
+    }
 }
 
-/// Whether the two files start on the same block (a FAT cross-link).
+/// Whether the two files may start on the same block (a FAT cross-link).
+/// A block map the file system will not give is taken as shared: the
+/// repair that follows is harmless when nothing was wrong, while deleting
+/// a temporary name that shares `autoboot.txt`'s cluster frees the boot
+/// configuration's own data.
 fn shared(a: &Path, b: &Path) -> bool {
     match (first_block(a), first_block(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => false,
+        (Ok(Some(x)), Ok(Some(y))) => x == y,
+        (Ok(None), _) | (_, Ok(None)) => false,
+        _ => true,
     }
 }
 
@@ -166,6 +186,28 @@ impl Bootcfg {
             device: Some(PathBuf::from("/dev/disk/by-partlabel/bootcfg")),
             dir: PathBuf::from("/run/blackbox/bootcfg"),
         }
+    }
+
+    /// Serialises every use of the partition between processes (the
+    /// health gate, RAUC's backend, `blackbox ota status`): one mounting
+    /// while another unmounts, or reading while another writes, would see
+    /// half a change. The lock file sits beside the mount point, outside
+    /// the partition; it is released when the returned lock is dropped.
+    fn serialise(&self) -> Result<Flock<File>, BootcfgError> {
+        let path = self.dir.with_extension("lock");
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io("open", &path))?;
+        Flock::lock(f, FlockArg::LockExclusive)
+            .map_err(|(_, e)| BootcfgError::Io("lock", path, std::io::Error::from(e)))
     }
 
     fn mount(&self, writable: bool) -> Result<Mounted<'_>, BootcfgError> {
@@ -198,6 +240,11 @@ impl Bootcfg {
 
     /// The current `autoboot.txt`.
     pub fn read(&self) -> Result<Autoboot, BootcfgError> {
+        let _serial = self.serialise()?;
+        self.read_serialised()
+    }
+
+    fn read_serialised(&self) -> Result<Autoboot, BootcfgError> {
         let m = self.mount(false)?;
         let path = self.dir.join(FILE);
         let bytes = fs::read(&path).map_err(io("read", &path));
@@ -208,12 +255,15 @@ impl Bootcfg {
     /// Replaces `autoboot.txt` with `new`, in the order described at the
     /// top of this file.
     pub fn replace(&self, new: &Autoboot) -> Result<(), BootcfgError> {
+        let _serial = self.serialise()?;
         let text = new.render();
         let mut m = self.mount(true)?;
         let (file, tmp) = (self.dir.join(FILE), self.dir.join(TMP));
         // 1. A stale temporary file from a cut.
         if tmp.exists() {
-            if shared(&tmp, &file) {
+            // Only the FAT partition can cross-link; a plain directory (the
+            // tests') cannot.
+            if self.device.is_some() && shared(&tmp, &file) {
                 let Some(dev) = self.device.clone() else {
                     return Err(BootcfgError::CrossLinked);
                 };
@@ -252,7 +302,7 @@ impl Bootcfg {
         // 4. The directory, then the rest of the FAT with the unmount.
         fsync_dir(&self.dir)?;
         m.unmount()?;
-        if self.read()? != *new {
+        if self.read_serialised()? != *new {
             return Err(BootcfgError::Mismatch);
         }
         Ok(())
@@ -269,6 +319,46 @@ mod tests {
             device: None,
             dir: super::super::scratch(name),
         }
+    }
+
+    #[test]
+    fn two_writers_and_a_reader_take_turns() {
+        let cfg = plain("bootcfg-turns");
+        fs::write(cfg.dir.join(FILE), Autoboot::with_default(Slot::A).render()).unwrap();
+        let threads: Vec<_> = (0..3)
+            .map(|i| {
+                let cfg = cfg.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        if i == 2 {
+                            let a = cfg
+                                .read()
+                                .expect("a whole autoboot.txt, never half a change");
+                            assert!(
+                                a == Autoboot::with_default(Slot::A)
+                                    || a == Autoboot::with_default(Slot::B)
+                            );
+                        } else {
+                            let slot = if i == 0 { Slot::A } else { Slot::B };
+                            cfg.replace(&Autoboot::with_default(slot)).unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(!cfg.dir.join(TMP).exists());
+    }
+
+    #[test]
+    fn an_empty_file_has_no_cluster_to_share() {
+        let cfg = plain("bootcfg-empty");
+        fs::write(cfg.dir.join(TMP), b"").unwrap();
+        fs::write(cfg.dir.join(FILE), b"[all]\n").unwrap();
+        assert_eq!(first_block(&cfg.dir.join(TMP)), Ok(None));
+        assert!(!shared(&cfg.dir.join(TMP), &cfg.dir.join(FILE)));
     }
 
     #[test]
