@@ -20,6 +20,8 @@ use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
+use super::owned_dir::OwnedDir;
+
 /// The bundle a queued install takes, in the update directory.
 pub const BUNDLE: &str = "bundle.raucb";
 /// Its presence asks for an install.
@@ -204,13 +206,17 @@ pub fn update(file: &Path, force: bool, then_reboot: bool) -> Result<(), Install
     Ok(())
 }
 
-/// Writes the progress file atomically.
+/// Writes the progress file atomically (a new file, renamed into place;
+/// nothing in `dir` is followed).
 pub fn write_status(dir: &Path, p: &Progress) -> Result<(), InstallError> {
-    let path = dir.join(STATUS);
-    let tmp = dir.join(".status.tmp");
+    let d = OwnedDir::open(dir).map_err(|e| InstallError::Io("open", dir.into(), e))?;
+    write_status_in(&d, p)
+}
+
+fn write_status_in(d: &OwnedDir, p: &Progress) -> Result<(), InstallError> {
     let text = serde_json::to_string(p).unwrap_or_default();
-    fs::write(&tmp, text).map_err(|e| InstallError::Io("write", tmp.clone(), e))?;
-    fs::rename(&tmp, &path).map_err(|e| InstallError::Io("rename", tmp, e))
+    d.replace(STATUS, text.as_bytes(), 0o644)
+        .map_err(|e| InstallError::Io("write", d.path().join(STATUS), e))
 }
 
 /// The progress file, or `idle`.
@@ -224,18 +230,28 @@ pub fn read_status(dir: &Path) -> Progress {
         })
 }
 
-/// `blackbox update --queued DIR`: the install the page asked for.
+/// `blackbox update --queued DIR`: the install the page asked for. DIR
+/// belongs to the unprivileged service, so every name in it is used without
+/// following links ([`OwnedDir`]): the bundle must be a regular file, and
+/// the progress file is written as a new file renamed into place.
 pub fn queued(dir: &Path, then_reboot: bool) -> Result<(), InstallError> {
-    let request = dir.join(REQUEST);
+    let d = OwnedDir::open(dir).map_err(|e| InstallError::Io("open", dir.into(), e))?;
     let bundle = dir.join(BUNDLE);
     // Taken at once, so a failure does not loop through the path unit.
-    let _ = fs::remove_file(&request);
-    let result = precheck(&bundle, Path::new(OS_RELEASE), false).and_then(|_| {
-        rauc_install(&bundle, |p| {
-            let _ = write_status(dir, &p);
-        })
-    });
-    let _ = fs::remove_file(&bundle);
+    let _ = d.remove(REQUEST);
+    // Checked here; RAUC opens the path itself, and a name swapped in
+    // between could make it read another file (never write one), which
+    // its signature check then refuses.
+    let result = d
+        .open_regular(BUNDLE)
+        .map_err(|e| InstallError::Io("open", bundle.clone(), e))
+        .and_then(|_| precheck(&bundle, Path::new(OS_RELEASE), false))
+        .and_then(|_| {
+            rauc_install(&bundle, |p| {
+                let _ = write_status_in(&d, &p);
+            })
+        });
+    let _ = d.remove(BUNDLE);
     let done = match &result {
         Ok(()) => Progress {
             state: if then_reboot {
@@ -253,7 +269,7 @@ pub fn queued(dir: &Path, then_reboot: bool) -> Result<(), InstallError> {
             message: e.to_string(),
         },
     };
-    write_status(dir, &done)?;
+    write_status_in(&d, &done)?;
     result?;
     if then_reboot {
         reboot()?;

@@ -12,7 +12,9 @@
 //!   get/set state) on top of the three above;
 //! - [`version`]: refusing a bundle older than the running system;
 //! - [`gate`]: the health gate that commits a tryboot or rolls it back;
-//! - [`install`]: `blackbox update FILE` and the installs the web page asks for.
+//! - [`install`]: `blackbox update FILE` and the installs the web page asks for;
+//! - [`owned_dir`]: how root works in the service's update directory
+//!   without following what the service left there.
 //!
 //! Partition numbers are the layout's: A boots from partition 2, B from 3.
 
@@ -23,6 +25,7 @@ pub mod bootinfo;
 pub mod command;
 pub mod gate;
 pub mod install;
+pub mod owned_dir;
 pub mod version;
 
 use std::fmt;
