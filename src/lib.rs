@@ -37,6 +37,7 @@ pub mod ota;
 pub mod pipeline;
 pub mod placeholder;
 pub mod probe;
+pub mod ready;
 pub mod record;
 pub mod state;
 pub mod stats;

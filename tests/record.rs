@@ -444,6 +444,9 @@ fn a_card_that_turns_read_only_is_reported_once_and_counted() {
     server.wait_status(60, "a finished segment", |st| {
         rec(st, "segments_finished") >= 1
     });
+    // Ready: streaming, written and synced.
+    let (code, _, body) = get(&server.url("/healthz?ready"));
+    assert_eq!((code, body.as_slice()), (200, b"ready\n".as_slice()));
     card.fail();
     let st = server.wait_status(60, "the failure to show", |st| {
         st["recorder"]["state"] == "failing" && rec(st, "frames_lost") > 50
@@ -461,6 +464,14 @@ fn a_card_that_turns_read_only_is_reported_once_and_counted() {
     let (_, _, body) = get(&server.url("/metrics"));
     let metrics = String::from_utf8(body).unwrap();
     assert!(metrics.contains("blackbox_recorder_failing 1"), "{metrics}");
+    // Alive (every stage turns), but not ready: the update gate reads this.
+    let (code, _, body) = get(&server.url("/healthz"));
+    assert_eq!((code, body.as_slice()), (200, b"ok\n".as_slice()));
+    let (code, _, body) = get(&server.url("/healthz?ready"));
+    assert_eq!(
+        (code, body.as_slice()),
+        (503, b"recording-failing\n".as_slice())
+    );
     // Still serving, still capturing.
     let captured = st["frames"]["captured"].as_u64().unwrap();
     server.wait_status(30, "capture to go on", |st| {

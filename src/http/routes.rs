@@ -27,6 +27,17 @@ pub async fn handle(
         return res;
     }
     match (req.method(), path.as_str()) {
+        (&Method::GET | &Method::HEAD, "/healthz") if query.as_deref() == Some("ready") => {
+            let (code, word) = match crate::ready::readiness(state) {
+                Ok(()) => (StatusCode::OK, "ready"),
+                Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.word()),
+            };
+            return no_store(respond(
+                code,
+                "text/plain; charset=utf-8",
+                format!("{word}\n"),
+            ));
+        }
         (&Method::GET | &Method::HEAD, "/healthz") => {
             let (code, word) = match state.health.check() {
                 Ok(()) => (StatusCode::OK, "ok\n"),

@@ -3,11 +3,14 @@
 //! slot becomes the default.
 //!
 //! Healthy means, all at once: the service is `active` (it sent READY), it
-//! has not restarted since the gate began, its systemd status line says
-//! frames are streaming and a segment is recording, and `/healthz` answers
-//! 200 (every stage, the recorder's syncs included, is making progress).
+//! has not restarted since the gate began, `/healthz` answers 200 (every
+//! stage is making progress) and `/healthz?ready` answers 200 (the camera
+//! streams, and frames are being written and synced: see
+//! [`crate::ready`]). The gate reads those structured answers, never the
+//! human `STATUS=` line, which it only quotes in its log.
 //! Held for `hold` without a break, the slot is committed with
-//! `rauc status mark-good`. A restart, or no such stretch before
+//! `rauc status mark-good`. A restart, recording that fails for
+//! [`FAILING_GIVE_UP`] in a row, or no healthy stretch before
 //! `deadline`, marks it bad (`rauc status mark-bad`) and reboots: the
 //! firmware's tryboot flag is gone, so the old slot boots. A hang or crash
 //! of the whole system lands there too, by the watchdog.
@@ -22,8 +25,12 @@ use std::time::{Duration, Instant};
 pub struct Sample {
     pub active: bool,
     pub restarts: u64,
+    /// systemd's status line, for the log only.
     pub status: String,
     pub healthz: bool,
+    /// `None` when `/healthz?ready` answers 200; else its word (or why it
+    /// could not be asked).
+    pub not_ready: Option<String>,
 }
 
 impl Sample {
@@ -35,11 +42,8 @@ impl Sample {
         if !self.healthz {
             return Some("/healthz does not answer 200".into());
         }
-        if !self.status.starts_with("streaming") {
-            return Some(format!("no frames: {:?}", self.status));
-        }
-        if !self.status.contains("; recording ") || self.status.contains("waiting for frames") {
-            return Some(format!("not recording: {:?}", self.status));
+        if let Some(word) = &self.not_ready {
+            return Some(format!("not ready ({word}); status: {:?}", self.status));
         }
         None
     }
@@ -65,6 +69,11 @@ pub struct Timing {
     pub every: Duration,
 }
 
+/// A slot whose recorder has failed this long without a break is rolled
+/// back at once rather than at the deadline: a camera that has not started
+/// yet is worth waiting for, a card this system cannot write is not.
+pub const FAILING_GIVE_UP: Duration = Duration::from_secs(60);
+
 /// Watches `look` until a verdict; `sleep` waits between looks (real time
 /// in the gate, none in tests).
 pub fn watch(
@@ -78,6 +87,7 @@ pub fn watch(
     // The gate starts with the boot: any restart in this boot counts.
     let restarts = 0u64;
     let mut healthy_since: Option<Instant> = None;
+    let mut failing_since: Option<Instant> = None;
     let mut last_problem = String::from("not looked at yet");
     let mut sample = first;
     loop {
@@ -90,6 +100,7 @@ pub fn watch(
         }
         match sample.problem() {
             None => {
+                failing_since = None;
                 let since = *healthy_since.get_or_insert(t);
                 if t.duration_since(since) >= timing.hold {
                     return Verdict::Healthy(t.duration_since(start));
@@ -97,6 +108,21 @@ pub fn watch(
             }
             Some(p) => {
                 healthy_since = None;
+                if sample
+                    .not_ready
+                    .as_deref()
+                    .is_some_and(|w| w.contains("recording-failing"))
+                {
+                    let since = *failing_since.get_or_insert(t);
+                    if t.duration_since(since) >= FAILING_GIVE_UP {
+                        return Verdict::Unhealthy(format!(
+                            "recording has failed for {} s in a row: {p}",
+                            t.duration_since(since).as_secs()
+                        ));
+                    }
+                } else {
+                    failing_since = None;
+                }
                 last_problem = p;
             }
         }
@@ -141,24 +167,49 @@ fn systemd_sample(unit: &str) -> Sample {
     s
 }
 
+/// `GET target` at `addr`: the status code and the body's first word.
+fn ask(addr: SocketAddr, target: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req = format!("GET {target} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes())
+        .map_err(|e| format!("cannot ask: {e}"))?;
+    let mut reply = Vec::new();
+    let _ = s.take(64 * 1024).read_to_end(&mut reply);
+    let text = String::from_utf8_lossy(&reply);
+    let code = text
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|r| r.get(..3))
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| "no HTTP answer".to_string())?;
+    let word = text
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| body.split_whitespace().next())
+        .unwrap_or("")
+        .to_string();
+    Ok((code, word))
+}
+
 /// Whether `GET /healthz` at `addr` answers 200.
 pub fn healthz(addr: SocketAddr) -> bool {
-    let Ok(mut s) = TcpStream::connect_timeout(&addr, Duration::from_secs(2)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-    let req = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    if s.write_all(req.as_bytes()).is_err() {
-        return false;
+    matches!(ask(addr, "/healthz"), Ok((200, _)))
+}
+
+/// `None` if `GET /healthz?ready` at `addr` answers 200; else why not.
+pub fn not_ready(addr: SocketAddr) -> Option<String> {
+    match ask(addr, "/healthz?ready") {
+        Ok((200, _)) => None,
+        Ok((code, word)) => Some(format!("{code} {word}")),
+        Err(e) => Some(e),
     }
-    let mut head = [0u8; 12];
-    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
 }
 
 /// Samples the real service.
 pub fn look(unit: &str, addr: SocketAddr) -> Sample {
     let mut s = systemd_sample(unit);
     s.healthz = healthz(addr);
+    s.not_ready = not_ready(addr);
     s
 }
 
@@ -173,6 +224,7 @@ mod tests {
             restarts,
             status: "streaming 30.0 fps; recording 00000001-20261128T120000Z.mkv".into(),
             healthz: true,
+            not_ready: None,
         }
     }
 
@@ -230,11 +282,18 @@ mod tests {
                 ..good(0)
             },
             Sample {
-                status: "no signal (reopening); recording, waiting for frames".into(),
+                not_ready: Some("503 no-frames".into()),
                 ..good(0)
             },
             Sample {
-                status: "streaming 30.0 fps; not recording".into(),
+                not_ready: Some("503 not-recording".into()),
+                ..good(0)
+            },
+            // A card that refuses every write: alive, but never committed,
+            // whatever the status line says.
+            Sample {
+                status: "streaming 30.0 fps; recording 00000001-20261128T120000Z.mkv".into(),
+                not_ready: Some("503 recording-failing".into()),
                 ..good(0)
             },
         ] {
@@ -247,20 +306,82 @@ mod tests {
     }
 
     #[test]
+    fn a_recorder_that_keeps_failing_is_rolled_back_early() {
+        let failing = Sample {
+            not_ready: Some("503 recording-failing".into()),
+            ..good(0)
+        };
+        let t0 = Instant::now();
+        let clock = Cell::new(t0);
+        let v = watch(
+            Timing {
+                hold: Duration::from_secs(30),
+                deadline: Duration::from_secs(300),
+                every: Duration::from_secs(2),
+            },
+            || failing.clone(),
+            |d| clock.set(clock.get() + d),
+            || clock.get(),
+        );
+        assert!(
+            matches!(v, Verdict::Unhealthy(ref why) if why.contains("recording has failed for 60 s")),
+            "{v:?}"
+        );
+        assert_eq!(
+            clock.get() - t0,
+            FAILING_GIVE_UP,
+            "at once, not at the deadline"
+        );
+        // A failure that clears starts the count again.
+        let mut samples = vec![failing.clone(); 50];
+        samples.push(good(0));
+        samples.extend(vec![failing.clone(); 50]);
+        samples.push(good(0));
+        let (clock, i) = (Cell::new(t0), Cell::new(0));
+        let v = watch(
+            Timing {
+                hold: Duration::from_secs(5),
+                deadline: Duration::from_secs(300),
+                every: Duration::from_secs(1),
+            },
+            || {
+                let n = i.get();
+                i.set(n + 1);
+                samples[n.min(samples.len() - 1)].clone()
+            },
+            |d| clock.set(clock.get() + d),
+            || clock.get(),
+        );
+        assert!(matches!(v, Verdict::Healthy(_)), "{v:?}");
+    }
+
+    #[test]
     fn healthz_against_a_real_socket() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
         let t = std::thread::spawn(move || {
-            for code in ["200 OK", "503 Service Unavailable"] {
+            for (code, word) in [
+                ("200 OK", "ok"),
+                ("503 Service Unavailable", "stalled"),
+                ("200 OK", "ready"),
+                ("503 Service Unavailable", "recording-failing"),
+            ] {
                 let (mut c, _) = l.accept().unwrap();
                 let mut buf = [0u8; 256];
                 let _ = c.read(&mut buf);
-                let _ = write!(c, "HTTP/1.1 {code}\r\nContent-Length: 3\r\n\r\nok\n");
+                let _ = write!(
+                    c,
+                    "HTTP/1.1 {code}\r\nContent-Length: {}\r\n\r\n{word}\n",
+                    word.len() + 1
+                );
             }
         });
         assert!(healthz(addr));
         assert!(!healthz(addr));
+        assert_eq!(not_ready(addr), None);
+        assert_eq!(not_ready(addr).as_deref(), Some("503 recording-failing"));
         t.join().unwrap();
         assert!(!healthz(addr), "nobody listening");
+        assert!(not_ready(addr).is_some());
     }
 }

@@ -158,6 +158,9 @@ pub struct RecorderStatus {
     pub events: Vec<EventInfo>,
     #[serde(skip)]
     last_sync: Option<Instant>,
+    /// The last fdatasync that succeeded (any segment).
+    #[serde(skip)]
+    pub last_good_sync: Option<Instant>,
 }
 
 /// What the HTTP side and signals leave for the recorder.
@@ -374,6 +377,7 @@ struct Worker {
     /// The last events, merged, for the status.
     history: VecDeque<EventInfo>,
     last_sync: Option<Instant>,
+    last_good_sync: Option<Instant>,
     next_sync_due: bool,
     last_space_check: Instant,
     /// No segment creation before this (after one failed).
@@ -412,6 +416,7 @@ impl Worker {
             windows: Vec::new(),
             history: VecDeque::new(),
             last_sync: None,
+            last_good_sync: None,
             next_sync_due: false,
             last_space_check: Instant::now(),
             retry_open_at: None,
@@ -840,6 +845,7 @@ impl Worker {
         match result {
             Ok(()) => {
                 self.syncs.succeeded();
+                self.last_good_sync = Some(Instant::now());
             }
             Err(e) => {
                 let message = format!("fdatasync of {} failed: {e}", open.name.file_name());
@@ -1011,6 +1017,7 @@ impl Worker {
             events_bytes: events,
             events: self.history.iter().cloned().collect(),
             last_sync: self.last_sync,
+            last_good_sync: self.last_good_sync,
         };
     }
 }
