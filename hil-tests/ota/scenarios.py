@@ -13,7 +13,9 @@ does not trust).
 """
 
 import argparse
+import base64
 import concurrent.futures
+import json
 import os
 import random
 import re
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reach  # noqa: E402
@@ -264,6 +267,56 @@ def refused(a):
     st = dev.status()
     check("refused: nothing armed; slot A stays the default",
           "default partition 2" in st and "armed" not in st and dev.healthz() == 200, st)
+    # The first-boot password: on the console, never in the journal kept on
+    # /data; once the owner replaces it, its copy on the card goes.
+    console = ""
+    for n in range(1, dev.boot_no + 1):
+        with open(os.path.join(dev.dir, f"boot{n}.log"), errors="replace") as f:
+            console += f.read()
+    first = re.findall(r"the dashcam's password is (\S+)", console)
+    journal = dev.out("journalctl --no-pager -o cat")
+    check("refused: the first-boot password is on the console, not in the journal",
+          bool(first) and first[-1] not in journal,
+          "on the console only" if first and first[-1] not in journal
+          else ("not on the console" if not first else "in the journal"))
+    on_card = ("mkdir -p /run/t && flock /run/blackbox/bootcfg.lock sh -c "
+               "'mount -o ro /dev/disk/by-partlabel/bootcfg /run/t && ls /run/t; umount /run/t'")
+    before_change = dev.out(on_card)
+    changed = None
+    if first:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{dev.http_port}/api/password", method="POST",
+            data=json.dumps({"current": first[-1], "new": "the owner's own password"}).encode(),
+            headers={"Content-Type": "application/json",
+                     "Authorization": "Basic " + base64.b64encode(f"x:{first[-1]}".encode()).decode()})
+        try:
+            with urllib.request.urlopen(req, timeout=120) as r:
+                changed = r.status
+        except Exception as e:
+            changed = getattr(e, "code", repr(e))
+    t0 = time.monotonic()
+    after = dev.out(on_card)
+    while "blackbox-password.txt" in after and time.monotonic() - t0 < 120:
+        time.sleep(3)
+        after = dev.out(on_card)
+    check("refused: once replaced, the first-boot password leaves the card",
+          "blackbox-password.txt" in before_change and changed == 204 and "blackbox-password.txt" not in after,
+          f"before: {before_change!r}; change: {changed}; after: {after!r}")
+    # RAUC answers root alone; the service cannot even reach the bus.
+    prop = "busctl get-property de.pengutronix.rauc / de.pengutronix.rauc.Installer Operation"
+    as_root = dev.ssh(prop, timeout=120)
+    as_user = dev.ssh(f"runuser -u blackbox -- {prop}", timeout=120)
+    check("refused: RAUC's D-Bus methods answer root and refuse the blackbox user",
+          as_root.returncode == 0 and as_user.returncode != 0
+          and "denied" in (as_user.stdout + as_user.stderr).lower(),
+          f"root: {as_root.returncode} {as_root.stdout.strip()}; blackbox: {as_user.returncode} "
+          f"{(as_user.stdout + as_user.stderr).strip()[-200:]}")
+    sock = dev.ssh("pid=$(systemctl show -p MainPID --value blackbox); "
+                   "nsenter -t \"$pid\" -m -- stat -c %a /run/dbus/system_bus_socket; "
+                   "nsenter -t \"$pid\" -m -- runuser -u blackbox -- busctl --system list", timeout=120)
+    check("refused: the service's view of the system bus socket is inaccessible",
+          sock.stdout.strip().splitlines()[:1] == ["0"] and sock.returncode != 0,
+          (sock.stdout + sock.stderr).strip()[-200:])
     dev.cut()
 
 
@@ -293,6 +346,37 @@ def unhealthy_update(a):
           "rolling back" in log,
           next((l for l in log.splitlines() if "rolling back" in l), log[-200:] or "no journal of the trial boot"))
     survived(dev, "unhealthy_update", before)
+    dev.cut()
+
+
+@scenario
+def unwritable_update(a):
+    """An update whose blackbox runs and answers /healthz but cannot write a
+    frame (it records onto the read-only system): never committed."""
+    dev = fresh(a, "unwritable_update", carry=["unwritable.raucb"])
+    if dev is None:
+        return
+    before = dev.footage()
+    out = install(dev, "unwritable.raucb")
+    end = dev.wait_end()
+    check("unwritable_update: installs and reboots into a tryboot",
+          end is not None and end.how == "reboot-tryboot", f"{end}; {out[-300:]}")
+    chosen = dev.boot()
+    check("unwritable_update: the firmware boots slot B on trial", chosen == (3, True), str(chosen))
+    end = dev.wait_end()
+    check("unwritable_update: slot B reboots without a tryboot", end is not None and end.how == "reboot",
+          f"{end}")
+    if not booted(dev, (2, False), "the old slot A boots again"):
+        return
+    check("unwritable_update: the old version runs", dev.version() == "1.0.0", dev.version())
+    state = dev.out("blackbox ota backend get-state B")
+    check("unwritable_update: slot B is marked bad", state == "bad", f"get-state B: {state}")
+    log = dev.out("journalctl -b -1 -u blackbox-health --no-pager -o cat")
+    check("unwritable_update: the gate saw recording fail, not a crash",
+          "recording has failed" in log and "recording-failing" in log,
+          next((l for l in log.splitlines() if "rolling back" in l or "failed" in l),
+               log[-300:] or "no journal of the trial boot"))
+    survived(dev, "unwritable_update", before)
     dev.cut()
 
 
@@ -350,7 +434,8 @@ def power_cut_before_commit(a):
     dev.cut()
 
 
-ALL = [good_update, refused, unhealthy_update, power_cut_during_install, power_cut_before_commit]
+ALL = [good_update, refused, unhealthy_update, unwritable_update, power_cut_during_install,
+       power_cut_before_commit]
 
 
 def main():
