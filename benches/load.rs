@@ -12,7 +12,8 @@
 //!
 //! `cargo bench --bench load` runs it in full; `cargo test` runs a short
 //! version (3 s, 5 viewers) so that it cannot rot. Numbers are printed,
-//! never asserted: they are this machine's.
+//! never asserted: they are this machine's. What is asserted is that the
+//! recorder dropped and lost nothing: the process exits 1 otherwise.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -190,6 +191,10 @@ fn main() {
         delta(&["drops", "encoder_busy"]),
         delta(&["drops", "source"]),
     );
+    // The one thing this benchmark asserts: load on the web side never
+    // costs the recording a frame (dropped: the recorder's queue
+    // overflowed; lost: the card refused them).
+    let recorder_losses = delta(&["recorder", "dropped"]) + delta(&["recorder", "frames_lost"]);
     println!(
         "  viewer fps         min {:.1}  median {:.1}  max {:.1}  (skipped frames in all: {})",
         percentile(&viewer_fps, 0.0),
@@ -243,4 +248,8 @@ fn main() {
         rss_after as f64 / 1024.0,
         rss_after as f64 / rss_before as f64
     );
+    if recorder_losses > 0 {
+        eprintln!("load: FAIL: the recorder dropped or lost {recorder_losses} frames under load");
+        std::process::exit(1);
+    }
 }

@@ -12,7 +12,9 @@
 #     firmware in qemu, through every update scenario, every cut of an
 #     autoboot.txt commit and the Pi 5 rig's cases (hil-tests/ota), and the
 #     pi5 image built from stand-ins for Raspberry Pi's packages, checked
-#     as its firmware reads it (hil-tests/image).
+#     as its firmware reads it (hil-tests/image);
+#  5. every program the scripts call is in the base system or installed by
+#     one of them (scripts/check-commands.py).
 # Ends with one line "N passed, M failed" over everything, and fails if
 # anything failed or did not report.
 set -euo pipefail
@@ -76,6 +78,10 @@ if [ "${SKIP_VM:-0}" != 1 ]; then
   cat "$image_log"
   tally hil-tests/image/run.sh "$image_log" $((SECONDS - image_start))
 fi
+
+# Every program the scripts call is in the base system or installed by one
+# of them (last: by now every suite has installed what it needs).
+suite python3 scripts/check-commands.py
 
 echo
 # How long each part took (CI's budget is 45 minutes).

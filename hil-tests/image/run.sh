@@ -11,9 +11,22 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# Stopped early (a missing tool, a failed build): still a tally, the
+# failure named. layout.py prints the tally when it runs.
+stage="making the stand-in packages"
+finish() {
+  local rc=$?
+  rm -rf "$work"
+  if [ "$stage" != "checking the layout" ]; then
+    echo "FAIL image: stopped early while $stage (exit $rc)"
+    echo "0 passed, 1 failed"
+  fi
+}
+trap finish EXIT
 bash "$here/standin-firmware.sh" "$work/firmware" >/dev/null
 start=$(date +%s)
+stage="building the pi5 image"
 image=$(bash "$root/image/build.sh" pi5 --version 1.0.0 --firmware "$work/firmware" | tail -n 1)
 echo "image: $(basename "$image"): $(du -h --apparent-size "$image" | cut -f1) ($(du -h "$image" | cut -f1) on disk), built in $(( $(date +%s) - start )) s"
+stage="checking the layout"
 TMPDIR=$work python3 "$here/layout.py" --image "$image" --profile pi5 --version 1.0.0

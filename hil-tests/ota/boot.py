@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from firmware import Firmware, parse_autoboot  # noqa: E402
+from firmware import Firmware, fat_read, parse_autoboot, partitions  # noqa: E402
 
 
 def free_port():
@@ -46,10 +46,19 @@ def main():
     os.makedirs(work)
     disk = os.path.join(work, "disk.img")
     shutil.copyfile(image, disk)
-    check("the stand-in reads the image's autoboot.txt",
-          parse_autoboot(b"[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n") == (2, 3))
+    # The image's own autoboot.txt, as the stand-in reads it off the card.
+    parts = partitions(disk)
+    ab = parse_autoboot(fat_read(disk, parts[1][0], "autoboot.txt") or b"")
+    check("the image's autoboot.txt boots slot A, tries slot B", ab == (2, 3), str(ab))
     http = free_port()
     fw = Firmware(disk, work, forwards=[(http, 8080)])
+    try:
+        return boot(fw, http, work)
+    finally:
+        fw.stop()
+
+
+def boot(fw, http, work):
     t0 = time.monotonic()
     started = fw.start(os.path.join(work, "boot1.log"))
     check("the firmware boots slot A", started == (2, False), str(started))

@@ -34,13 +34,10 @@ import scenarios as S  # noqa: E402
 MAGIC = 0x6a736677736872
 FLUSH, FUA, DISCARD, MARK = 1, 2, 4, 8
 
-results = []
-
-
-def check(name, ok, info=""):
-    results.append(bool(ok))
-    print(f"{'ok  ' if ok else 'FAIL'} {name}: {info}", flush=True)
-    return ok
+# One tally with scenarios.py's helpers (S.booted checks the boot), so this
+# suite's line counts every check it made.
+results = S.results
+check = S.check
 
 
 def entries(log_path):
@@ -78,6 +75,17 @@ def main():
     work = os.path.join(S.OUT, "fatcut")
     # The card is the image's size: the first boot's growing of /data is
     # not what this test is about.
+    S.current.devices = []
+    try:
+        return run(a, work)
+    finally:
+        stopped = [d.fw.stop() for d in S.current.devices]
+        check("no qemu of this suite is left", all(stopped), f"{len(stopped)} guest(s) stopped")
+        failed = results.count(False)
+        print(f"{len(results) - failed} passed, {failed} failed")
+
+
+def run(a, work):
     dev = S.Device("fatcut", a.image, a.key, grow=False)
     parts = partitions(dev.disk)
     p1_off, p1_size, _ = parts[1]
@@ -119,9 +127,7 @@ def main():
           not bad and writes, f"{len(writes)} writes replayed; {len(texts_seen)} distinct files; "
           f"fsck.fat -n unhappy after {fsck_dirty} of them" + (f"; bad at {bad[:3]}" if bad else ""))
     shutil.rmtree(tmp, ignore_errors=True)
-    failed = results.count(False)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return 1 if results.count(False) else 0
 
 
 if __name__ == "__main__":

@@ -219,6 +219,19 @@ class Firmware:
             return None
         return self._ended(killed=False)
 
+    def stop(self):
+        """Makes sure no qemu of this board is left (every way out of a test
+        calls it); True once none runs."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                return False
+            if not self.console.closed:
+                self.console.close()
+        return self.proc is None or self.proc.poll() is not None
+
     def power_cut(self):
         """Pulls the power: SIGKILL to qemu, nothing flushed by the guest."""
         self.proc.kill()

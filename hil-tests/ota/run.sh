@@ -18,6 +18,24 @@ bundles="$here/out/bundles"
 sudo_cmd=()
 [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
 
+layout_log=$(mktemp)
+scenario_log=$(mktemp)
+fatcut_log=$(mktemp)
+cases_log=$(mktemp)
+# A suite that stops early (an install step, the image build) still ends
+# with its tally, the failure named.
+stage="installing what it needs"
+tallied=0
+finish() {
+  local rc=$?
+  rm -f "$layout_log" "$scenario_log" "$fatcut_log" "$cases_log"
+  if [ "$tallied" != 1 ]; then
+    echo "FAIL ota: stopped early while $stage (exit $rc)"
+    echo "0 passed, 1 failed"
+  fi
+}
+trap finish EXIT
+
 need=()
 for p in qemu-system-x86 openssh-client e2fsprogs mtools python3; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -28,20 +46,16 @@ if [ "${#need[@]}" -gt 0 ]; then
     openssh-client e2fsprogs mtools python3 >/dev/null
 fi
 
-layout_log=$(mktemp)
-scenario_log=$(mktemp)
-fatcut_log=$(mktemp)
-cases_log=$(mktemp)
-trap 'rm -f "$layout_log" "$scenario_log" "$fatcut_log" "$cases_log"' EXIT
-
 # The image and the bundles. OTA_REUSE=1 (while working on the tests) keeps
 # the last ones.
 image="$out/blackbox-1.0.0-$profile.img"
 build() {
   start=$(date +%s)
+  stage="building the image"
   image=$(bash "$root/image/build.sh" "$profile" --version 1.0.0 --keep-tree | tail -n 1)
   echo "ota: image $(basename "$image"): $(du -h --apparent-size "$image" | cut -f1) ($(du -h "$image" | cut -f1) on disk), built in $(( $(date +%s) - start )) s" >&2
 
+  stage="making the bundles"
   bash "$here/bundles.sh" "$profile" "$bundles" >/dev/null
 
   # The rig's SSH key (the owner's, on a real card).
@@ -52,6 +66,7 @@ if [ "${OTA_REUSE:-0}" = 1 ] && [ -f "$bundles/rig-key" ] && [ -f "$image" ]; th
 else
   build
 fi
+stage="running the suites"
 # What the firmware stand-in and the appliance read, before anything boots.
 python3 "$root/hil-tests/image/layout.py" --image "$image" --profile "$profile" --version 1.0.0 \
   | tee "$layout_log" || true
@@ -79,5 +94,6 @@ for log in "${logs[@]}"; do
   passed=$((passed + p))
   failed=$((failed + f))
 done
+tallied=1
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -71,6 +71,8 @@ class Device:
         self.ssh_port, self.http_port = free_port(), free_port()
         self.fw = Firmware(self.disk, self.dir, forwards=[(self.ssh_port, 22), (self.http_port, 8080)])
         self.boot_no = 0
+        # Stopped when the scenario ends, however it ends.
+        current.devices.append(self)
 
     def provision(self, carry=()):
         """The rig's key and the scenario's bundles on the card's /data,
@@ -202,10 +204,15 @@ def scenario(fn):
     def run(args):
         t0 = time.monotonic()
         current.scenario = fn.__name__
+        current.devices = []
         try:
             fn(args)
         except Exception as e:  # a harness error fails the scenario, not the run
             check(f"{fn.__name__}: ran to the end", False, repr(e))
+        finally:
+            stopped = [d.fw.stop() for d in current.devices]
+            check(f"{fn.__name__}: no qemu of this scenario is left", all(stopped),
+                  f"{len(stopped)} guest(s) stopped" if all(stopped) else "a qemu would not stop")
         secs = time.monotonic() - t0
         if fn.__name__ not in failed_in:
             # Passed: the disk is not needed to look into anything.
