@@ -21,6 +21,8 @@ pub enum AccountError {
     Mismatch,
     /// Nothing was read.
     Empty,
+    /// The device's certificate could not be made.
+    Tls(crate::tls::TlsError),
 }
 
 impl fmt::Display for AccountError {
@@ -30,6 +32,7 @@ impl fmt::Display for AccountError {
             Self::Io(what, e) => write!(f, "{what}: {e}"),
             Self::Mismatch => f.write_str("the two passwords differ; nothing was changed"),
             Self::Empty => f.write_str("no password was given; nothing was changed"),
+            Self::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -105,7 +108,20 @@ pub enum FirstBoot {
 /// the owner to change it), writes the clear text to TEXT (on the boot
 /// partition, where the owner reads it from a computer) and prints it on
 /// stdout (the serial console, through the unit's StandardOutput=).
-pub fn firstboot(file: &Path, show_in: Option<&Path>) -> Result<FirstBoot, AccountError> {
+///
+/// With `tls_dir`, a device without a certificate also gets its own key
+/// and self-signed certificate there (`cert.pem`, `key.pem`), and the
+/// certificate's SHA-256 fingerprint is shown beside the password, so the
+/// owner can check what the browser shows before trusting it.
+pub fn firstboot(
+    file: &Path,
+    show_in: Option<&Path>,
+    tls_dir: Option<&Path>,
+) -> Result<FirstBoot, AccountError> {
+    let fingerprint = match tls_dir {
+        Some(dir) => Some(device_certificate(dir)?),
+        None => None,
+    };
     if Password::load(file)
         .map_err(AccountError::Password)?
         .is_some()
@@ -114,20 +130,39 @@ pub fn firstboot(file: &Path, show_in: Option<&Path>) -> Result<FirstBoot, Accou
     }
     let clear = password::generate().map_err(AccountError::Password)?;
     let p = Password::hash(&clear, true).map_err(AccountError::Password)?;
+    let fp_line = fingerprint
+        .as_ref()
+        .map(|fp| format!("\nHTTPS certificate fingerprint (SHA-256):\n{fp}\n"))
+        .unwrap_or_default();
     if let Some(text) = show_in {
         let note = format!(
-            "blackbox dashcam password: {clear}\n\n\
-             Open the dashcam's page (http://<its address>:8080/) and log in with it;\n\
-             the page will ask you to choose your own. Delete this file afterwards.\n"
+            "blackbox dashcam password: {clear}\n{fp_line}\n\
+             Open the dashcam's page and log in with it; the page will ask you\n\
+             to choose your own, and this file is deleted once you have.\n"
         );
         write_private(text, &note).map_err(|e| AccountError::Io(text.display().to_string(), e))?;
     }
     // The hash last: if anything above failed, the next boot tries again.
     p.save(file).map_err(AccountError::Password)?;
     println!("blackbox: the dashcam's password is {clear} (change it in the page)");
+    if let Some(fp) = &fingerprint {
+        println!("blackbox: the HTTPS certificate's SHA-256 fingerprint is {fp}");
+    }
     Ok(FirstBoot::Generated {
         shown_in: show_in.map(Path::to_path_buf),
     })
+}
+
+/// The device's certificate in `dir`, made if there is none; its
+/// fingerprint.
+fn device_certificate(dir: &Path) -> Result<String, AccountError> {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    if cert.exists() && key.exists() {
+        return crate::tls::load(&cert, &key)
+            .map(|t| t.fingerprint)
+            .map_err(AccountError::Tls);
+    }
+    crate::tls::generate(&cert, &key, &crate::tls::device_names()).map_err(AccountError::Tls)
 }
 
 /// Writes `text` readable by its owner only (where the file system has
@@ -154,7 +189,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("password");
         let text = dir.join("blackbox-password.txt");
-        let r = firstboot(&file, Some(&text)).unwrap();
+        let r = firstboot(&file, Some(&text), None).unwrap();
         assert_eq!(
             r,
             FirstBoot::Generated {
@@ -166,7 +201,7 @@ mod tests {
         let p = Password::load(&file).unwrap().unwrap();
         assert!(p.first_boot && p.verify(clear.as_bytes()));
         assert_eq!(
-            firstboot(&file, Some(&text)).unwrap(),
+            firstboot(&file, Some(&text), None).unwrap(),
             FirstBoot::AlreadySet
         );
         std::fs::remove_dir_all(&dir).unwrap();

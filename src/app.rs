@@ -101,6 +101,27 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     }
     // Sockets first: a bad address must fail before anything starts.
     let http_listener = bind("http.listen", config.http.listen)?;
+    let redirect_listener = match config.http.redirect_listen {
+        Some(addr) => Some(bind("http.redirect_listen", addr)?),
+        None => None,
+    };
+    // HTTPS: a certificate that cannot be used closes the web side (every
+    // connection is dropped, logged once), never the recorder.
+    let tls = match (&config.http.tls_cert, &config.http.tls_key) {
+        (Some(cert), Some(key)) => match crate::tls::load(cert, key) {
+            Ok(t) => {
+                log::info!("HTTPS: certificate fingerprint (SHA-256) {}", t.fingerprint);
+                crate::state::TlsState::On(t)
+            }
+            Err(e) => {
+                log::error!(
+                    "HTTPS cannot start, so the web side answers nothing until it is fixed and blackbox restarted (recording goes on): {e}"
+                );
+                crate::state::TlsState::Broken
+            }
+        },
+        _ => crate::state::TlsState::Off,
+    };
     let tap_listener = match config.tap.listen {
         Some(addr) => Some(bind("tap.listen", addr)?),
         None => None,
@@ -160,7 +181,16 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         Some(l) => Some(l.get_ref().local_addr()?),
         None => None,
     };
-    announce(http_addr, tap_addr);
+    let redirect_addr = match &redirect_listener {
+        Some(l) => Some(l.get_ref().local_addr()?),
+        None => None,
+    };
+    announce(
+        http_addr,
+        !matches!(tls, crate::state::TlsState::Off),
+        redirect_addr,
+        tap_addr,
+    );
 
     let http = Connections::new(config.http.max_connections);
     let state = Arc::new(AppState {
@@ -175,6 +205,8 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         auth,
         health: health.clone(),
         uploading: AtomicBool::new(false),
+        tls,
+        https_port: http_addr.port(),
     });
     let supervisor = Supervisor::start(state.clone())?;
 
@@ -184,6 +216,10 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             .detach();
         if let Some(l) = tap_listener {
             ex.spawn(crate::tap::serve(l, state.clone(), ex.clone()))
+                .detach();
+        }
+        if let Some(l) = redirect_listener {
+            ex.spawn(crate::http::serve_redirect(l, state.clone(), ex.clone()))
                 .detach();
         }
         let sampler = {
@@ -268,16 +304,21 @@ fn fit_file_limit(config: &mut Config) {
     }
 }
 
-fn announce(http: SocketAddr, tap: Option<SocketAddr>) {
+fn announce(http: SocketAddr, tls: bool, redirect: Option<SocketAddr>, tap: Option<SocketAddr>) {
+    let scheme = if tls { "https" } else { "http" };
     let shown = if http.ip().is_unspecified() {
         format!(
-            "http://localhost:{}/ (listening on all interfaces)",
+            "{scheme}://localhost:{}/ (listening on all interfaces)",
             http.port()
         )
     } else {
-        format!("http://{http}/")
+        format!("{scheme}://{http}/")
     };
     let mut out = std::io::stdout().lock();
+    // Before the live view's line, which tools wait for last.
+    if let Some(r) = redirect {
+        let _ = writeln!(out, "blackbox: redirect to HTTPS at http://{r}/");
+    }
     let _ = writeln!(out, "blackbox: live view at {shown}");
     if let Some(tap) = tap {
         let _ = writeln!(out, "blackbox: frame tap at {tap}");

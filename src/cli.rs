@@ -68,6 +68,10 @@ enum Command {
         /// Also write the clear text here (e.g. /boot/firmware/blackbox-password.txt)
         #[arg(long, value_name = "FILE")]
         show_in: Option<PathBuf>,
+        /// Also make the device's HTTPS key and certificate here if there
+        /// are none (cert.pem, key.pem), and show its fingerprint
+        #[arg(long, value_name = "DIR")]
+        tls_dir: Option<PathBuf>,
     },
     /// Install an update bundle (signed .raucb) and reboot into it.
     ///
@@ -206,17 +210,21 @@ pub fn main() -> i32 {
         Command::Firstboot {
             password_file,
             show_in,
-        } => match crate::account::firstboot(&password_file, show_in.as_deref()) {
-            Ok(crate::account::FirstBoot::AlreadySet) => {
-                eprintln!("blackbox: a password is already set; nothing changed");
-                0
+            tls_dir,
+        } => {
+            match crate::account::firstboot(&password_file, show_in.as_deref(), tls_dir.as_deref())
+            {
+                Ok(crate::account::FirstBoot::AlreadySet) => {
+                    eprintln!("blackbox: a password is already set; nothing changed");
+                    0
+                }
+                Ok(_) => 0,
+                Err(e) => {
+                    eprintln!("blackbox: {e}");
+                    1
+                }
             }
-            Ok(_) => 0,
-            Err(e) => {
-                eprintln!("blackbox: {e}");
-                1
-            }
-        },
+        }
         Command::Update {
             file,
             force,

@@ -182,6 +182,13 @@ pub struct HttpConfig {
     /// Names the device answers to besides `localhost`, its host name, that
     /// name `.local`, and IP literals (a guard against DNS rebinding).
     pub allowed_hosts: Vec<String>,
+    /// HTTPS: the certificate chain and its private key (PEM). Both or
+    /// neither; with them `listen` speaks TLS only.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A plain-HTTP listener that answers `/healthz` and sends everything
+    /// else to the HTTPS address (308); `None`: none.
+    pub redirect_listen: Option<SocketAddr>,
 }
 
 /// The frame tap: every frame to local programs over TCP.
@@ -257,6 +264,9 @@ impl Default for Config {
                 max_connections: 256,
                 password_file: None,
                 allowed_hosts: Vec::new(),
+                tls_cert: None,
+                tls_key: None,
+                redirect_listen: None,
             },
             tap: TapConfig {
                 listen: None,
@@ -449,6 +459,39 @@ const FIELDS: &[Field] = &[
             }) {
                 return Err(format!("{bad:?} is not a host name"));
             }
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.tls_cert",
+        flag: None,
+        apply: |c, v| {
+            c.http.tls_cert = match v.trim() {
+                "" | "none" => None,
+                p => Some(PathBuf::from(p)),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.tls_key",
+        flag: None,
+        apply: |c, v| {
+            c.http.tls_key = match v.trim() {
+                "" | "none" => None,
+                p => Some(PathBuf::from(p)),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "http.redirect_listen",
+        flag: None,
+        apply: |c, v| {
+            c.http.redirect_listen = match v.trim() {
+                "" | "off" | "none" => None,
+                addr => Some(address(addr)?),
+            };
             Ok(())
         },
     },
@@ -693,6 +736,30 @@ impl Config {
             return Err(bad_size(format!(
                 "the test pattern renders sizes from {min} to {max}"
             )));
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            let (key, value) = match &self.http.tls_cert {
+                Some(c) => ("http.tls_key", c.display().to_string()),
+                None => ("http.tls_cert", String::new()),
+            };
+            return Err(invalid(
+                key,
+                None,
+                &value,
+                "HTTPS needs both http.tls_cert and http.tls_key".into(),
+            ));
+        }
+        if self.http.redirect_listen.is_some() && self.http.tls_cert.is_none() {
+            return Err(invalid(
+                "http.redirect_listen",
+                None,
+                &self
+                    .http
+                    .redirect_listen
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+                "a redirect to HTTPS needs http.tls_cert and http.tls_key".into(),
+            ));
         }
         if self.tap.listen.is_some_and(|a| !a.ip().is_loopback()) {
             return Err(invalid(

@@ -45,3 +45,4 @@ pub mod supervise;
 pub mod sync;
 pub mod systemd;
 pub mod tap;
+pub mod tls;

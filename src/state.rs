@@ -34,6 +34,27 @@ pub struct AppState {
     pub health: Arc<Health>,
     /// An update bundle is being uploaded (one at a time).
     pub uploading: AtomicBool,
+    /// Whether the web server speaks HTTPS.
+    pub tls: TlsState,
+    /// The port of `http.listen` (where the redirect listener sends to).
+    pub https_port: u16,
+}
+
+/// HTTPS, as configured and loaded.
+pub enum TlsState {
+    /// Plain HTTP.
+    Off,
+    On(crate::tls::Tls),
+    /// Configured, but the certificate or key could not be used: every
+    /// connection is dropped (the reason was logged at start-up).
+    Broken,
+}
+
+impl TlsState {
+    /// Whether cookies must be `Secure`.
+    pub fn secure(&self) -> bool {
+        !matches!(self, Self::Off)
+    }
 }
 
 /// Counts something for as long as it lives.

@@ -6,7 +6,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export PATH="$HOME/.cargo/bin:$PATH"
-bash "$root/scripts/deps.sh" chromium chromium-driver python3-venv >&2
+bash "$root/scripts/deps.sh" chromium chromium-driver python3-venv openssl >&2
 venv="$root/target/browser-venv"
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import selenium' 2>/dev/null; then
   /usr/bin/python3 -m venv "$venv"

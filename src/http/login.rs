@@ -110,6 +110,7 @@ pub async fn login(
     peer: IpAddr,
     auth: &Arc<Auth>,
     busy: &Busy,
+    secure: bool,
 ) -> Response<Body> {
     if !auth.required() {
         return see_other("/");
@@ -152,9 +153,11 @@ pub async fn login(
     };
     log::info!("login from {peer}");
     let mut res = see_other("/");
+    // Over HTTPS the cookie never travels in clear text.
     let cookie = format!(
-        "{COOKIE_NAME}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
-        auth.sessions.lifetime().as_secs()
+        "{COOKIE_NAME}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        auth.sessions.lifetime().as_secs(),
+        if secure { "; Secure" } else { "" }
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         res.headers_mut().insert(SET_COOKIE, v);

@@ -30,6 +30,7 @@ mod metrics;
 mod multipart;
 pub mod range;
 mod recordings;
+mod redirect;
 mod respond;
 mod routes;
 mod status;
@@ -51,7 +52,7 @@ use smol::{Async, Executor, Timer};
 use smol_hyper::rt::{FuturesIo, SmolTimer};
 
 use crate::net::{Busy, Refusal, accept_until_shutdown};
-use crate::state::AppState;
+use crate::state::{AppState, TlsState};
 use respond::Body;
 
 pub use status::Status;
@@ -120,6 +121,44 @@ async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {
         }
     };
     let _ = stream.get_ref().set_nodelay(true);
+    match &state.tls {
+        TlsState::Off => serve_io(stream, slot, state.clone(), peer).await,
+        TlsState::On(tls) => {
+            // The handshake gets the same time as a request's headers, and
+            // the connection may be closed to make room meanwhile.
+            let accept = tls.acceptor.accept(stream);
+            let shaken = future::or(async { Some(accept.await) }, async {
+                future::or(
+                    async {
+                        Timer::after(HEADER_TIMEOUT).await;
+                    },
+                    slot.evicted(),
+                )
+                .await;
+                None
+            })
+            .await;
+            match shaken {
+                Some(Ok(tls_stream)) => serve_io(tls_stream, slot, state.clone(), peer).await,
+                Some(Err(e)) => log::debug!("TLS handshake with {peer} failed: {e}"),
+                None => log::debug!("TLS handshake with {peer} timed out"),
+            }
+        }
+        // Logged at start-up: nothing to serve with.
+        TlsState::Broken => {}
+    }
+}
+
+/// Serves HTTP/1.1 on an accepted connection (plain or TLS) until it
+/// closes, is closed to make room, or blackbox shuts down.
+async fn serve_io<T>(
+    stream: T,
+    slot: Arc<crate::net::Slot>,
+    state: Arc<AppState>,
+    peer: std::net::IpAddr,
+) where
+    T: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin + Send + 'static,
+{
     let io = io::WriteTimeout::new(FuturesIo::new(stream), state.config.http.write_timeout);
     let (svc_state, svc_slot) = (state.clone(), slot.clone());
     let svc = service_fn(move |req| {
@@ -154,4 +193,17 @@ async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>) {
     if let Err(e) = result {
         log::debug!("connection closed: {e}");
     }
+}
+
+/// Accepts plain-HTTP connections on `http.redirect_listen` until
+/// shutdown ([`redirect`]).
+pub async fn serve_redirect(
+    listener: Async<TcpListener>,
+    state: Arc<AppState>,
+    ex: Arc<Executor<'static>>,
+) {
+    accept_until_shutdown(&listener, &state.shutdown, &ex, "http redirect", |stream| {
+        redirect::connection(stream, state.clone())
+    })
+    .await;
 }

@@ -14,6 +14,27 @@ use crate::state::AppState;
 
 const INDEX_HTML: &str = include_str!("ui/index.html");
 
+/// `GET /healthz` (liveness) and `GET /healthz?ready` (readiness): one
+/// word, no login; also served by the plain-HTTP redirect listener.
+pub fn healthz(state: &AppState, query: Option<&str>) -> Response<Body> {
+    let (code, word) = if query == Some("ready") {
+        match crate::ready::readiness(state) {
+            Ok(()) => (StatusCode::OK, "ready"),
+            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.word()),
+        }
+    } else {
+        match state.health.check() {
+            Ok(()) => (StatusCode::OK, "ok"),
+            Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "stalled"),
+        }
+    };
+    no_store(respond(
+        code,
+        "text/plain; charset=utf-8",
+        format!("{word}\n"),
+    ))
+}
+
 /// Answers one request from `peer`.
 pub async fn handle(
     req: Request<Incoming>,
@@ -27,26 +48,11 @@ pub async fn handle(
         return res;
     }
     match (req.method(), path.as_str()) {
-        (&Method::GET | &Method::HEAD, "/healthz") if query.as_deref() == Some("ready") => {
-            let (code, word) = match crate::ready::readiness(state) {
-                Ok(()) => (StatusCode::OK, "ready"),
-                Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why.word()),
-            };
-            return no_store(respond(
-                code,
-                "text/plain; charset=utf-8",
-                format!("{word}\n"),
-            ));
-        }
-        (&Method::GET | &Method::HEAD, "/healthz") => {
-            let (code, word) = match state.health.check() {
-                Ok(()) => (StatusCode::OK, "ok\n"),
-                Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "stalled\n"),
-            };
-            return no_store(respond(code, "text/plain; charset=utf-8", word));
-        }
+        (&Method::GET | &Method::HEAD, "/healthz") => return healthz(state, query.as_deref()),
         (&Method::GET | &Method::HEAD, "/login") => return login::login_page(&state.auth),
-        (&Method::POST, "/login") => return login::login(req, peer, &state.auth, busy).await,
+        (&Method::POST, "/login") => {
+            return login::login(req, peer, &state.auth, busy, state.tls.secure()).await;
+        }
         (&Method::POST, "/logout") => return login::logout(&req, &state.auth),
         (&Method::POST, "/api/password") => {
             return login::change(req, peer, &state.auth, busy).await;

@@ -18,6 +18,8 @@ pub struct Server {
     pub child: Child,
     pub port: u16,
     pub tap_port: Option<u16>,
+    /// The plain-HTTP redirect listener's port, when HTTPS has one.
+    pub redirect_port: Option<u16>,
     stderr: Option<std::thread::JoinHandle<String>>,
     /// The data directory, when the test did not choose one.
     _data: Option<TempDir>,
@@ -68,6 +70,7 @@ impl Server {
         let mut out = BufReader::new(child.stdout.take().expect("stdout"));
         let mut port = None;
         let mut tap_port = None;
+        let mut redirect_port = None;
         let want_tap = args.contains(&"--tap");
         loop {
             let mut line = String::new();
@@ -77,7 +80,18 @@ impl Server {
                     child.wait()
                 );
             }
-            if let Some(rest) = line.trim().strip_prefix("blackbox: live view at http://") {
+            if let Some(rest) = line
+                .trim()
+                .strip_prefix("blackbox: redirect to HTTPS at http://")
+            {
+                let addr = rest.split('/').next().unwrap();
+                redirect_port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
+            }
+            let view = line.trim().strip_prefix("blackbox: live view at ");
+            if let Some(rest) = view.and_then(|v| {
+                v.strip_prefix("http://")
+                    .or_else(|| v.strip_prefix("https://"))
+            }) {
                 // "HOST:PORT/", perhaps followed by "(listening on all interfaces)".
                 let addr = rest.split('/').next().unwrap();
                 port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
@@ -98,6 +112,7 @@ impl Server {
             child,
             port: port.unwrap(),
             tap_port,
+            redirect_port,
             stderr: Some(stderr),
             _data: data,
         }
