@@ -272,20 +272,7 @@ fn no_valid_password_beyond_loopback_closes_the_web_but_never_the_recorder() {
         let (code, _, _) = common::get(&server.url("/healthz"));
         assert_eq!(code, 200, "{case}");
         // The recorder runs all the same: segments grow on the card.
-        let recordings = data.join("recordings");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::fs::read_dir(&recordings)
-            .map(|d| {
-                d.flatten()
-                    .map(|e| e.metadata().map_or(0, |m| m.len()))
-                    .sum::<u64>()
-            })
-            .unwrap_or(0)
-            < 20_000
-        {
-            assert!(Instant::now() < deadline, "{case}: nothing recorded");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        common::wait_recorded(&data.join("recordings"), 20_000);
         // A valid password opens the web side, without a restart.
         common::password_file(&dir, PASSWORD);
         let deadline = Instant::now() + Duration::from_secs(30);

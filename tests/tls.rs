@@ -12,7 +12,6 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::{Server, TempDir};
 
@@ -251,20 +250,7 @@ fn a_broken_certificate_closes_the_web_side_never_the_recorder() {
         &[&format!("https://localhost:{}/healthz", server.port)],
     );
     assert_ne!(code, 0, "no HTTPS without a usable certificate");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let recordings = data.join("recordings");
-    while std::fs::read_dir(&recordings)
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.metadata().map_or(0, |m| m.len()))
-                .sum::<u64>()
-        })
-        .unwrap_or(0)
-        < 20_000
-    {
-        assert!(Instant::now() < deadline, "nothing recorded");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    common::wait_recorded(&data.join("recordings"), 20_000);
     assert!(server.child.try_wait().unwrap().is_none(), "still running");
     let log = server.terminate();
     assert_eq!(log.matches("HTTPS cannot start").count(), 1, "{log}");

@@ -119,15 +119,21 @@ impl Limiter {
     /// `Ok` if `ip` may try now; nothing is counted.
     pub fn check(&self, ip: IpAddr) -> Result<(), Refused> {
         let now = Instant::now();
-        let mut s = lock(&self.state);
-        Self::address_room(&mut s, ip, now)?;
-        if !Self::is_known(&s, ip, now) {
-            s.bucket.refill(now);
-            if s.bucket.tokens == 0 {
-                return Err(Refused::Everyone(s.bucket.until_next(now)));
-            }
+        Self::room(&mut lock(&self.state), ip, now).map(|_| ())
+    }
+
+    /// Whether `ip` may try now, by both budgets; `Ok(true)` if the attempt
+    /// draws on the shared one (`ip` is not known).
+    fn room(s: &mut State, ip: IpAddr, now: Instant) -> Result<bool, Refused> {
+        Self::address_room(s, ip, now)?;
+        if Self::is_known(s, ip, now) {
+            return Ok(false);
         }
-        Ok(())
+        s.bucket.refill(now);
+        if s.bucket.tokens == 0 {
+            return Err(Refused::Everyone(s.bucket.until_next(now)));
+        }
+        Ok(true)
     }
 
     fn address_room(s: &mut State, ip: IpAddr, now: Instant) -> Result<(), Refused> {
@@ -156,12 +162,7 @@ impl Limiter {
     pub fn begin(&self, ip: IpAddr) -> Result<(), Refused> {
         let now = Instant::now();
         let mut s = lock(&self.state);
-        Self::address_room(&mut s, ip, now)?;
-        if !Self::is_known(&s, ip, now) {
-            s.bucket.refill(now);
-            if s.bucket.tokens == 0 {
-                return Err(Refused::Everyone(s.bucket.until_next(now)));
-            }
+        if Self::room(&mut s, ip, now)? {
             s.bucket.tokens -= 1;
         }
         if s.failures.len() >= MAX_ADDRESSES && !s.failures.contains_key(&ip) {

@@ -170,17 +170,8 @@ async fn serve_io<T>(
             Ok::<_, Infallible>(res.map(|body| while_sending(body, busy)))
         }
     });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(SmolTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(MAX_BUF);
-    let mut conn = pin!(builder.serve_connection(io, svc));
-    let finished = future::or(async { Some(conn.as_mut().await) }, async {
-        future::or(state.shutdown.wait(), slot.evicted()).await;
-        None
-    })
-    .await;
+    let mut conn = pin!(builder().serve_connection(io, svc));
+    let finished = until_closed(conn.as_mut(), &state, &slot).await;
     let result = match finished {
         Some(r) => r,
         // Closed to make room for a newer connection: drop it at once.
@@ -193,6 +184,31 @@ async fn serve_io<T>(
     if let Err(e) = result {
         log::debug!("connection closed: {e}");
     }
+}
+
+/// hyper's HTTP/1 settings for every connection: the header deadline and
+/// the buffer cap.
+fn builder() -> http1::Builder {
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(SmolTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .max_buf_size(MAX_BUF);
+    builder
+}
+
+/// Runs a connection until it ends (`Some`), or until shutdown or the
+/// table wants it closed (`None`).
+async fn until_closed<F: std::future::Future>(
+    conn: std::pin::Pin<&mut F>,
+    state: &AppState,
+    slot: &crate::net::Slot,
+) -> Option<F::Output> {
+    future::or(async { Some(conn.await) }, async {
+        future::or(state.shutdown.wait(), slot.evicted()).await;
+        None
+    })
+    .await
 }
 
 /// Accepts plain-HTTP connections on `http.redirect_listen` until

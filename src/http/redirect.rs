@@ -10,17 +10,15 @@ use std::convert::Infallible;
 use std::pin::pin;
 use std::sync::Arc;
 
-use futures_lite::future;
 use hyper::body::Incoming;
 use hyper::header::{HOST, HeaderValue, LOCATION};
-use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use smol::Async;
-use smol_hyper::rt::{FuturesIo, SmolTimer};
+use smol_hyper::rt::FuturesIo;
 
 use super::respond::{Body, json_error, respond};
-use super::{HEADER_TIMEOUT, MAX_BUF, headers, io, routes};
+use super::{headers, io, routes};
 use crate::state::AppState;
 
 /// Where `Host` (`name`, `name:port`, `[v6]:port`) goes on HTTPS at `port`.
@@ -82,17 +80,8 @@ pub async fn connection(stream: Async<std::net::TcpStream>, state: Arc<AppState>
         headers::secure(&mut res);
         async move { Ok::<_, Infallible>(res) }
     });
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(SmolTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT)
-        .max_buf_size(MAX_BUF);
-    let mut conn = pin!(builder.serve_connection(io, svc));
-    let _ = future::or(async { Some(conn.as_mut().await) }, async {
-        future::or(state.shutdown.wait(), slot.evicted()).await;
-        None
-    })
-    .await;
+    let mut conn = pin!(super::builder().serve_connection(io, svc));
+    let _ = super::until_closed(conn.as_mut(), &state, &slot).await;
 }
 
 #[cfg(test)]

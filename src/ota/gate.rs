@@ -228,16 +228,22 @@ mod tests {
         }
     }
 
-    /// Runs the gate over `samples` (the last repeats), one second apart.
+    /// Runs the gate over `samples` (the last repeats), one second apart,
+    /// holding 5 s with a deadline of 20 s.
     fn run(samples: Vec<Sample>) -> Verdict {
+        run_with(samples, 5, 20, 1).0
+    }
+
+    /// The same with its own timing (seconds); also how long it watched.
+    fn run_with(samples: Vec<Sample>, hold: u64, deadline: u64, every: u64) -> (Verdict, Duration) {
         let t0 = Instant::now();
         let clock = Cell::new(t0);
         let i = Cell::new(0);
-        watch(
+        let v = watch(
             Timing {
-                hold: Duration::from_secs(5),
-                deadline: Duration::from_secs(20),
-                every: Duration::from_secs(1),
+                hold: Duration::from_secs(hold),
+                deadline: Duration::from_secs(deadline),
+                every: Duration::from_secs(every),
             },
             || {
                 let n = i.get();
@@ -246,7 +252,8 @@ mod tests {
             },
             |d| clock.set(clock.get() + d),
             || clock.get(),
-        )
+        );
+        (v, clock.get() - t0)
     }
 
     #[test]
@@ -311,47 +318,18 @@ mod tests {
             not_ready: Some("503 recording-failing".into()),
             ..good(0)
         };
-        let t0 = Instant::now();
-        let clock = Cell::new(t0);
-        let v = watch(
-            Timing {
-                hold: Duration::from_secs(30),
-                deadline: Duration::from_secs(300),
-                every: Duration::from_secs(2),
-            },
-            || failing.clone(),
-            |d| clock.set(clock.get() + d),
-            || clock.get(),
-        );
+        let (v, watched) = run_with(vec![failing.clone()], 30, 300, 2);
         assert!(
             matches!(v, Verdict::Unhealthy(ref why) if why.contains("recording has failed for 60 s")),
             "{v:?}"
         );
-        assert_eq!(
-            clock.get() - t0,
-            FAILING_GIVE_UP,
-            "at once, not at the deadline"
-        );
+        assert_eq!(watched, FAILING_GIVE_UP, "at once, not at the deadline");
         // A failure that clears starts the count again.
         let mut samples = vec![failing.clone(); 50];
         samples.push(good(0));
         samples.extend(vec![failing.clone(); 50]);
         samples.push(good(0));
-        let (clock, i) = (Cell::new(t0), Cell::new(0));
-        let v = watch(
-            Timing {
-                hold: Duration::from_secs(5),
-                deadline: Duration::from_secs(300),
-                every: Duration::from_secs(1),
-            },
-            || {
-                let n = i.get();
-                i.set(n + 1);
-                samples[n.min(samples.len() - 1)].clone()
-            },
-            |d| clock.set(clock.get() + d),
-            || clock.get(),
-        );
+        let (v, _) = run_with(samples, 5, 300, 1);
         assert!(matches!(v, Verdict::Healthy(_)), "{v:?}");
     }
 

@@ -441,3 +441,25 @@ pub fn raw_request(from: [u8; 4], port: u16, request: &str) -> (u16, String, Str
         .unwrap_or_else(|| panic!("no status in {reply:?}"));
     (code, head.to_string(), body.to_string())
 }
+
+/// Waits (at most a minute) until the files in `dir` hold at least
+/// `bytes`: the recorder writes, whatever the web side does.
+pub fn wait_recorded(dir: &Path, bytes: u64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.metadata().map_or(0, |m| m.len()))
+                .sum::<u64>()
+        })
+        .unwrap_or(0)
+        < bytes
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing recorded in {}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
