@@ -436,10 +436,7 @@ const FIELDS: &[Field] = &[
         key: "http.password_file",
         flag: Some("--password-file"),
         apply: |c, v| {
-            c.http.password_file = match v.trim() {
-                "" | "none" => None,
-                p => Some(PathBuf::from(p)),
-            };
+            c.http.password_file = optional_path(v);
             Ok(())
         },
     },
@@ -466,10 +463,7 @@ const FIELDS: &[Field] = &[
         key: "http.tls_cert",
         flag: None,
         apply: |c, v| {
-            c.http.tls_cert = match v.trim() {
-                "" | "none" => None,
-                p => Some(PathBuf::from(p)),
-            };
+            c.http.tls_cert = optional_path(v);
             Ok(())
         },
     },
@@ -477,10 +471,7 @@ const FIELDS: &[Field] = &[
         key: "http.tls_key",
         flag: None,
         apply: |c, v| {
-            c.http.tls_key = match v.trim() {
-                "" | "none" => None,
-                p => Some(PathBuf::from(p)),
-            };
+            c.http.tls_key = optional_path(v);
             Ok(())
         },
     },
@@ -770,6 +761,14 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+/// A path setting: empty or `none` means none.
+fn optional_path(v: &str) -> Option<PathBuf> {
+    match v.trim() {
+        "" | "none" => None,
+        p => Some(PathBuf::from(p)),
     }
 }
 
