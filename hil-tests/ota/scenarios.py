@@ -327,64 +327,51 @@ def refused(a):
     dev.cut()
 
 
-@scenario
-def unhealthy_update(a):
-    dev = fresh(a, "unhealthy_update", carry=["broken.raucb"])
+def rolled_back(a, name, bundle, said, why):
+    """Installs `bundle`, whose new version must never be committed: the
+    trial boot reboots without a tryboot, slot A runs the old version
+    again, slot B is marked bad, the gate's journal (kept on /data across
+    the reboot) holds every text in `said`, and the footage survives."""
+    dev = fresh(a, name, carry=[bundle])
     if dev is None:
         return
     before = dev.footage()
-    out = install(dev, "broken.raucb")
+    out = install(dev, bundle)
     end = dev.wait_end()
-    check("unhealthy_update: installs and reboots into a tryboot",
+    check(f"{name}: installs and reboots into a tryboot",
           end is not None and end.how == "reboot-tryboot", f"{end}; {out[-300:]}")
     chosen = dev.boot()
-    check("unhealthy_update: the firmware boots slot B on trial", chosen == (3, True), str(chosen))
+    check(f"{name}: the firmware boots slot B on trial", chosen == (3, True), str(chosen))
     end = dev.wait_end()
-    check("unhealthy_update: slot B reboots without a tryboot", end is not None and end.how == "reboot",
+    check(f"{name}: slot B reboots without a tryboot", end is not None and end.how == "reboot",
           f"{end}")
     if not booted(dev, (2, False), "the old slot A boots again"):
         return
-    check("unhealthy_update: the old version runs", dev.version() == "1.0.0", dev.version())
+    check(f"{name}: the old version runs", dev.version() == "1.0.0", dev.version())
     state = dev.out("blackbox ota backend get-state B")
-    check("unhealthy_update: slot B is marked bad", state == "bad", f"get-state B: {state}")
-    # The journal of the trial boot, kept on /data across the reboot.
+    check(f"{name}: slot B is marked bad", state == "bad", f"get-state B: {state}")
     log = dev.out("journalctl -b -1 -u blackbox-health --no-pager -o cat")
-    check("unhealthy_update: the gate said why, in the journal kept on /data",
-          "rolling back" in log,
-          next((l for l in log.splitlines() if "rolling back" in l), log[-200:] or "no journal of the trial boot"))
-    survived(dev, "unhealthy_update", before)
+    check(f"{name}: {why}", all(s in log for s in said),
+          next((line for line in log.splitlines() if "rolling back" in line),
+               log[-300:] or "no journal of the trial boot"))
+    survived(dev, name, before)
     dev.cut()
+
+
+@scenario
+def unhealthy_update(a):
+    """An update whose blackbox never starts (its config does not parse)."""
+    rolled_back(a, "unhealthy_update", "broken.raucb", ["rolling back"],
+                "the gate said why, in the journal kept on /data")
 
 
 @scenario
 def unwritable_update(a):
     """An update whose blackbox runs and answers /healthz but cannot write a
     frame (it records onto the read-only system): never committed."""
-    dev = fresh(a, "unwritable_update", carry=["unwritable.raucb"])
-    if dev is None:
-        return
-    before = dev.footage()
-    out = install(dev, "unwritable.raucb")
-    end = dev.wait_end()
-    check("unwritable_update: installs and reboots into a tryboot",
-          end is not None and end.how == "reboot-tryboot", f"{end}; {out[-300:]}")
-    chosen = dev.boot()
-    check("unwritable_update: the firmware boots slot B on trial", chosen == (3, True), str(chosen))
-    end = dev.wait_end()
-    check("unwritable_update: slot B reboots without a tryboot", end is not None and end.how == "reboot",
-          f"{end}")
-    if not booted(dev, (2, False), "the old slot A boots again"):
-        return
-    check("unwritable_update: the old version runs", dev.version() == "1.0.0", dev.version())
-    state = dev.out("blackbox ota backend get-state B")
-    check("unwritable_update: slot B is marked bad", state == "bad", f"get-state B: {state}")
-    log = dev.out("journalctl -b -1 -u blackbox-health --no-pager -o cat")
-    check("unwritable_update: the gate saw recording fail, not a crash",
-          "recording has failed" in log and "recording-failing" in log,
-          next((l for l in log.splitlines() if "rolling back" in l or "failed" in l),
-               log[-300:] or "no journal of the trial boot"))
-    survived(dev, "unwritable_update", before)
-    dev.cut()
+    rolled_back(a, "unwritable_update", "unwritable.raucb",
+                ["recording has failed", "recording-failing"],
+                "the gate saw recording fail, not a crash")
 
 
 @scenario
