@@ -113,19 +113,34 @@ pub enum FirstBoot {
 /// and self-signed certificate there (`cert.pem`, `key.pem`), and the
 /// certificate's SHA-256 fingerprint is shown beside the password, so the
 /// owner can check what the browser shows before trusting it.
+///
+/// Without a password file only the certificate is made (the appliance
+/// runs that step as the service user, so root never writes into a
+/// directory the service owns).
 pub fn firstboot(
-    file: &Path,
+    file: Option<&Path>,
     show_in: Option<&Path>,
     tls_dir: Option<&Path>,
 ) -> Result<FirstBoot, AccountError> {
-    let fingerprint = match tls_dir {
-        Some(dir) => Some(device_certificate(dir)?),
-        None => None,
+    let (fingerprint, made) = match tls_dir {
+        Some(dir) => {
+            let (fp, made) = device_certificate(dir)?;
+            (Some(fp), made)
+        }
+        None => (None, false),
     };
-    if Password::load(file)
-        .map_err(AccountError::Password)?
-        .is_some()
-    {
+    let already = match file {
+        Some(file) => Password::load(file)
+            .map_err(AccountError::Password)?
+            .is_some(),
+        None => true,
+    };
+    if already {
+        // A device updated from a version without HTTPS: its new
+        // certificate's fingerprint goes to the console (it is no secret).
+        if made && let Some(fp) = &fingerprint {
+            println!("blackbox: a new HTTPS certificate; its SHA-256 fingerprint is {fp}");
+        }
         return Ok(FirstBoot::AlreadySet);
     }
     let clear = password::generate().map_err(AccountError::Password)?;
@@ -143,7 +158,9 @@ pub fn firstboot(
         write_private(text, &note).map_err(|e| AccountError::Io(text.display().to_string(), e))?;
     }
     // The hash last: if anything above failed, the next boot tries again.
-    p.save(file).map_err(AccountError::Password)?;
+    if let Some(file) = file {
+        p.save(file).map_err(AccountError::Password)?;
+    }
     println!("blackbox: the dashcam's password is {clear} (change it in the page)");
     if let Some(fp) = &fingerprint {
         println!("blackbox: the HTTPS certificate's SHA-256 fingerprint is {fp}");
@@ -153,16 +170,18 @@ pub fn firstboot(
     })
 }
 
-/// The device's certificate in `dir`, made if there is none; its
-/// fingerprint.
-fn device_certificate(dir: &Path) -> Result<String, AccountError> {
+/// The device's certificate in `dir`, made if there is none: its
+/// fingerprint, and whether it is new.
+fn device_certificate(dir: &Path) -> Result<(String, bool), AccountError> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     if cert.exists() && key.exists() {
         return crate::tls::load(&cert, &key)
-            .map(|t| t.fingerprint)
+            .map(|t| (t.fingerprint, false))
             .map_err(AccountError::Tls);
     }
-    crate::tls::generate(&cert, &key, &crate::tls::device_names()).map_err(AccountError::Tls)
+    crate::tls::generate(&cert, &key, &crate::tls::device_names())
+        .map(|fp| (fp, true))
+        .map_err(AccountError::Tls)
 }
 
 /// Writes `text` readable by its owner only (where the file system has
@@ -189,7 +208,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("password");
         let text = dir.join("blackbox-password.txt");
-        let r = firstboot(&file, Some(&text), None).unwrap();
+        let r = firstboot(Some(&file), Some(&text), None).unwrap();
         assert_eq!(
             r,
             FirstBoot::Generated {
@@ -201,9 +220,32 @@ mod tests {
         let p = Password::load(&file).unwrap().unwrap();
         assert!(p.first_boot && p.verify(clear.as_bytes()));
         assert_eq!(
-            firstboot(&file, Some(&text), None).unwrap(),
+            firstboot(Some(&file), Some(&text), None).unwrap(),
             FirstBoot::AlreadySet
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_certificate_alone_then_the_password_beside_its_fingerprint() {
+        let dir = std::env::temp_dir().join(format!("blackbox-fb-tls-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let tls = dir.join("tls");
+        // The service user's step: the certificate only, no password.
+        assert_eq!(
+            firstboot(None, None, Some(&tls)).unwrap(),
+            FirstBoot::AlreadySet
+        );
+        let fp = crate::tls::load(&tls.join("cert.pem"), &tls.join("key.pem"))
+            .unwrap()
+            .fingerprint;
+        // Root's step reads it (never makes another) and shows it.
+        let (file, text) = (dir.join("password"), dir.join("note.txt"));
+        firstboot(Some(&file), Some(&text), Some(&tls)).unwrap();
+        let note = std::fs::read_to_string(&text).unwrap();
+        assert!(note.contains(&fp), "{note}");
+        let again = crate::tls::load(&tls.join("cert.pem"), &tls.join("key.pem")).unwrap();
+        assert_eq!(again.fingerprint, fp);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

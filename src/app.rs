@@ -126,6 +126,9 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         Some(addr) => Some(bind("tap.listen", addr)?),
         None => None,
     };
+    // Every socket is bound: no program started from here on (rpicam-vid)
+    // may bind a privileged port.
+    crate::privilege::keep_from_children();
 
     if config.camera.source == crate::capture::SourceKind::Auto {
         config.camera = capture::detect(&config.camera);

@@ -62,9 +62,10 @@ enum Command {
     /// The clear text goes to --show-in (the boot partition) and stdout
     /// (the console); the page asks the owner to change it.
     Firstboot {
-        /// The password file (http.password_file)
-        #[arg(long, value_name = "FILE")]
-        password_file: PathBuf,
+        /// The password file (http.password_file); without it, only the
+        /// certificate (--tls-dir) is made
+        #[arg(long, value_name = "FILE", required_unless_present = "tls_dir")]
+        password_file: Option<PathBuf>,
         /// Also write the clear text here (e.g. /boot/firmware/blackbox-password.txt)
         #[arg(long, value_name = "FILE")]
         show_in: Option<PathBuf>,
@@ -212,10 +213,15 @@ pub fn main() -> i32 {
             show_in,
             tls_dir,
         } => {
-            match crate::account::firstboot(&password_file, show_in.as_deref(), tls_dir.as_deref())
-            {
+            match crate::account::firstboot(
+                password_file.as_deref(),
+                show_in.as_deref(),
+                tls_dir.as_deref(),
+            ) {
                 Ok(crate::account::FirstBoot::AlreadySet) => {
-                    eprintln!("blackbox: a password is already set; nothing changed");
+                    if password_file.is_some() {
+                        eprintln!("blackbox: a password is already set; it stays as it is");
+                    }
                     0
                 }
                 Ok(_) => 0,

@@ -191,6 +191,30 @@ pub struct HttpConfig {
     pub redirect_listen: Option<SocketAddr>,
 }
 
+impl HttpConfig {
+    /// Where `/healthz` answers in plain HTTP, for local supervisors (the
+    /// update gate): `listen` without TLS, else `redirect_listen`; a
+    /// wildcard address is asked on loopback. `None` when only HTTPS
+    /// listens.
+    pub fn plain_health_addr(&self) -> Option<SocketAddr> {
+        let addr = if self.tls_cert.is_some() {
+            self.redirect_listen?
+        } else {
+            self.listen
+        };
+        Some(if addr.ip().is_unspecified() {
+            let lo = if addr.is_ipv4() {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)
+            } else {
+                std::net::IpAddr::V6(std::net::Ipv6Addr::LOCALHOST)
+            };
+            SocketAddr::new(lo, addr.port())
+        } else {
+            addr
+        })
+    }
+}
+
 /// The frame tap: every frame to local programs over TCP.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TapConfig {
@@ -947,6 +971,23 @@ mod tests {
             Err(ConfigError::Invalid { field, .. }) => field,
             other => panic!("expected an invalid field, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_appliance_config_gives_the_gate_a_plain_healthz() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("overlay/etc/blackbox/blackbox.toml");
+        let c = Config::load(Some(&file), &Overrides::default()).unwrap();
+        assert_eq!(c.http.listen.port(), 443);
+        assert_eq!(
+            c.http.plain_health_addr(),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+        // Without TLS, the listener itself; HTTPS alone leaves none.
+        let plain = Config::default();
+        assert_eq!(plain.http.plain_health_addr(), Some(plain.http.listen));
+        let mut tls_only = c.clone();
+        tls_only.http.redirect_listen = None;
+        assert_eq!(tls_only.http.plain_health_addr(), None);
     }
 
     #[test]

@@ -36,6 +36,7 @@ pub mod net;
 pub mod ota;
 pub mod pipeline;
 pub mod placeholder;
+pub mod privilege;
 pub mod probe;
 pub mod ready;
 pub mod record;

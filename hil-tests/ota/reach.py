@@ -1,13 +1,19 @@
 """How the tests reach a dashcam, emulated or on the rig: SSH with the
-rig's key, GET /healthz, and files written onto a card's data partition
-before it boots (debugfs into the ext4, no mount). Shared by scenarios.py,
-fatcut.py and hil-tests/pi5/boards.py.
+rig's key, GET /healthz (plain HTTP, port 80), HTTPS that trusts the
+device's own certificate and nothing else (port 443), and files written
+onto a card's data partition before it boots (debugfs into the ext4, no
+mount). Shared by boot.py, scenarios.py, fatcut.py and
+hil-tests/pi5/boards.py.
 """
 
+import hashlib
+import http.client
 import os
 import socket
+import ssl
 import subprocess
 import urllib.request
+from urllib.parse import urlsplit
 
 from firmware import partitions
 
@@ -34,6 +40,46 @@ def healthz(base):
             return r.status
     except Exception as e:
         return getattr(e, "code", None)
+
+
+def redirect(url):
+    """(status, Location) of a GET that is not followed, or (repr, None)."""
+    u = urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
+    try:
+        c.request("GET", u.path + (f"?{u.query}" if u.query else ""))
+        r = c.getresponse()
+        return r.status, r.getheader("Location")
+    except OSError as e:
+        return repr(e), None
+    finally:
+        c.close()
+
+
+def tls_context(pem, check_hostname=True):
+    """A client context that trusts `pem` (the device's self-signed
+    certificate, read over SSH) and nothing else. Without the host name
+    check it still refuses any other certificate: for a rig that reaches
+    the board at an address the certificate cannot name."""
+    ctx = ssl.create_default_context(cadata=pem)
+    ctx.check_hostname = check_hostname
+    return ctx
+
+
+def fingerprint(der):
+    """SHA-256 of a DER certificate as blackbox prints it (AB:CD:...)."""
+    return ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def served_fingerprint(host, port):
+    """The fingerprint of the certificate served at host:port, taken
+    without trusting it (what an owner compares with the printed one)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=30) as raw:
+        with ctx.wrap_socket(raw, server_hostname=host) as s:
+            return fingerprint(s.getpeercert(binary_form=True))
 
 
 def provision(disk, key, carry=()):

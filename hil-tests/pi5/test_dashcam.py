@@ -17,10 +17,11 @@ from boards import BOOT_TIMEOUT
 
 
 def get(board, path, password, limit=None):
-    req = urllib.request.Request(f"{board.http_base}{path}")
+    """GET over HTTPS, trusting the board's own certificate alone."""
+    req = urllib.request.Request(f"{board.https_base}{path}")
     token = base64.b64encode(f"owner:{password}".encode()).decode()
     req.add_header("Authorization", f"Basic {token}")
-    with urllib.request.urlopen(req, timeout=30) as r:
+    with urllib.request.urlopen(req, timeout=30, context=board.tls()) as r:
         return r.read(limit) if limit else r.read()
 
 
@@ -37,7 +38,7 @@ def part_size(board):
 
 def test_a_new_card_boots_healthy(board):
     up = board.wait_healthy(board.power_on())
-    assert up is not None, f"not healthy within {BOOT_TIMEOUT} s; console ends: {board.console()[-800:]}"
+    assert up is not None, f"not healthy within {BOOT_TIMEOUT} s; {board.why()}"
     print(f"{board.name}: healthy {up:.0f} s after power-on")
     assert board.password(), "the first-boot password was not on the console"
     # On hardware the time is a requirement (the car has just started);
@@ -81,7 +82,7 @@ def test_a_power_cut_loses_nothing_finished(board):
     assert before, "no finished recording before the cut"
     board.power_cut()
     up = board.wait_healthy(board.power_on())
-    assert up is not None, "not healthy again after the power cut"
+    assert up is not None, f"not healthy again after the power cut; {board.why()}"
     after = finished(board)
     lost = [n for n, b in before.items() if after.get(n) != b]
     assert not lost, f"lost or changed: {lost}"
@@ -101,7 +102,7 @@ def test_a_hung_system_is_reset_by_the_watchdog(board):
     how = board.wait_reset(boot)
     assert how is not None, "the board was not reset"
     up = board.wait_healthy(t0)
-    assert up is not None, "not healthy after the reset"
+    assert up is not None, f"not healthy after the reset; {board.why()}"
     assert board.boot_id() != boot
     print(f"{board.name}: {how}; healthy again {up:.0f} s after the hang")
 
@@ -138,7 +139,7 @@ def test_an_update_is_kept_once_healthy(board, bundle):
         pytest.skip("no --bundle given")
     # It installs, then reboots into the other slot on trial.
     old, before, t0 = start_update(board, bundle)
-    assert board.wait_healthy(t0) is not None
+    assert board.wait_healthy(t0) is not None, f"the trial boot is not healthy; {board.why()}"
     trial = slot_status(board)
     assert trial and trial[0] != before[0] and trial[1], f"not a trial boot of the other slot: {trial}"
     # The health gate keeps it.

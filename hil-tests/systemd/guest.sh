@@ -23,7 +23,7 @@ wait_for() {
 }
 prop() { systemctl show -p "$1" --value blackbox; }
 active() { systemctl is-active --quiet blackbox; }
-status() { curl -s --max-time 10 -u "blackbox:$PW" http://127.0.0.1:8080/api/status; }
+status() { curl -s --cacert /data/blackbox/tls/cert.pem --max-time 10 -u "blackbox:$PW" https://127.0.0.1/api/status; }
 restarted_since() { [ "$(prop NRestarts)" -gt "$1" ] && active; }
 watchdog_kills() { journalctl -b -u blackbox --no-pager | grep -c 'Watchdog timeout' || true; }
 uptime_s() { cut -d ' ' -f 1 /proc/uptime; }
@@ -62,14 +62,41 @@ if [ ! -e "$R/phase" ]; then
     fail "a unique password at install" "password '${PW:0:3}...' file '$perms'"
   fi
 
-  code=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://127.0.0.1:8080/api/status)
+  # HTTPS on 443 with the device's own certificate (curl verifies it), its
+  # fingerprint beside the password; port 80 answers /healthz and sends the
+  # rest to HTTPS.
+  served=$(sed '/-----/d' /data/blackbox/tls/cert.pem | base64 -d | sha256sum | cut -c1-64 |
+    tr a-f A-F | sed 's/../&:/g; s/:$//')
+  code=$(curl -s --cacert /data/blackbox/tls/cert.pem -o /dev/null -w '%{http_code}' --max-time 10 https://127.0.0.1/healthz)
+  if [ "$code" = 200 ] && grep -qF "$served" /boot/firmware/blackbox-password.txt; then
+    ok "HTTPS with the device's own certificate" "verified by curl; fingerprint ${served:0:11}... beside the password"
+  else
+    fail "HTTPS with the device's own certificate" "HTTP $code; fingerprint $served; note: $(head -c 300 /boot/firmware/blackbox-password.txt | tr "\n" " ")"
+  fi
+  plain=$(curl -s -o /dev/null -w '%{http_code}' --max-time 10 http://127.0.0.1/healthz)
+  moved=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 10 http://127.0.0.1/recordings)
+  if [ "$plain" = 200 ] && [ "$moved" = "308 https://127.0.0.1/recordings" ]; then
+    ok "port 80: /healthz, and a redirect for the rest" "$moved"
+  else
+    fail "port 80: /healthz, and a redirect for the rest" "/healthz $plain; /recordings $moved"
+  fi
+  # The capability to bind 80 and 443, in blackbox alone: not ambient, so
+  # nothing it starts inherits it.
+  caps=$(grep -E '^Cap(Eff|Amb)' "/proc/$(prop MainPID)/status" | tr -s '\t ' ' ' | tr '\n' ' ')
+  if [ "$caps" = "CapEff: 0000000000000400 CapAmb: 0000000000000000 " ]; then
+    ok "CAP_NET_BIND_SERVICE only, not passed on" "$caps"
+  else
+    fail "CAP_NET_BIND_SERVICE only, not passed on" "$caps"
+  fi
+
+  code=$(curl -s --cacert /data/blackbox/tls/cert.pem -o /dev/null -w '%{http_code}' --max-time 10 https://127.0.0.1/api/status)
   if [ "$code" = 401 ]; then
     ok "401 without the password"
   else
     fail "401 without the password" "HTTP $code"
   fi
-  if wait_for 120 sh -c "curl -s --max-time 10 -u 'blackbox:$PW' http://127.0.0.1:8080/api/status | grep -q '\"state\":\"streaming\"'"; then
-    curl -s --max-time 5 -u "blackbox:$PW" http://127.0.0.1:8080/video_feed -o /tmp/feed
+  if wait_for 120 sh -c "curl -s --cacert /data/blackbox/tls/cert.pem --max-time 10 -u 'blackbox:$PW' https://127.0.0.1/api/status | grep -q '\"state\":\"streaming\"'"; then
+    curl -s --cacert /data/blackbox/tls/cert.pem --max-time 5 -u "blackbox:$PW" https://127.0.0.1/video_feed -o /tmp/feed
     n=$(grep -c 'Content-Type: image/jpeg' /tmp/feed)
     kind=$(status | grep -o '"kind":"[a-z0-9]*"' | head -n 1)
     if [ "$n" -ge 3 ] && [ "$kind" = '"kind":"v4l2"' ]; then
@@ -153,7 +180,7 @@ if [ ! -e "$R/phase" ]; then
   ok "systemd-analyze security" "$exposure"
 
   # Recording, then the power cut.
-  if wait_for 120 sh -c "curl -s --max-time 10 -u 'blackbox:$PW' http://127.0.0.1:8080/api/status | grep -Eq '\"segment_frames\":([5-9][0-9]|[0-9]{3,})'"; then
+  if wait_for 120 sh -c "curl -s --cacert /data/blackbox/tls/cert.pem --max-time 10 -u 'blackbox:$PW' https://127.0.0.1/api/status | grep -Eq '\"segment_frames\":([5-9][0-9]|[0-9]{3,})'"; then
     ok "recording before the power cut" "$(find /data/blackbox/recordings -name '*.part' | wc -l) segment(s) open"
   else
     fail "recording before the power cut" "$(status | head -c 300)"
@@ -182,7 +209,7 @@ if wait_for 180 active; then
   else
     fail "the interrupted segment recovered" "${rec:-no recovery in the journal}; ${verify:-}"
   fi
-  if wait_for 120 sh -c "curl -s --max-time 10 -u 'blackbox:$PW' http://127.0.0.1:8080/api/status | grep -Eq '\"frames_written\":[1-9]'"; then
+  if wait_for 120 sh -c "curl -s --cacert /data/blackbox/tls/cert.pem --max-time 10 -u 'blackbox:$PW' https://127.0.0.1/api/status | grep -Eq '\"frames_written\":[1-9]'"; then
     ok "recording again after the power cut" "$(status | grep -o '"segment":"[^"]*"')"
   else
     fail "recording again after the power cut" "$(status | head -c 300)"
@@ -191,7 +218,8 @@ else
   fail "the service after the power cut" "$(systemctl status blackbox --no-pager 2>&1 | tail -n 8)"
 fi
 # Removing the package stops the service and keeps the configuration;
-# purging removes that and the password; the recordings stay with the owner.
+# purging removes that, the password and the TLS key; the recordings stay
+# with the owner.
 recs() { find /data/blackbox/recordings -name '*.mkv' | wc -l; }
 if out=$(apt-get remove -y blackbox 2>&1) && ! systemctl is-active --quiet blackbox &&
   [ ! -e /usr/bin/blackbox ] && [ -f /etc/blackbox/blackbox.toml ] && [ "$(recs)" -gt 0 ]; then
@@ -200,10 +228,10 @@ else
   fail "apt remove" "$(systemctl is-active blackbox); $(ls /etc/blackbox 2>&1); $(echo "$out" | tail -n 3)"
 fi
 if out=$(apt-get purge -y blackbox 2>&1) && [ ! -e /etc/blackbox ] &&
-  [ ! -e /data/blackbox/password ] && [ "$(recs)" -gt 0 ]; then
-  ok "apt purge" "config and password gone; $(recs) recordings kept"
+  [ ! -e /data/blackbox/password ] && [ ! -e /data/blackbox/tls ] && [ "$(recs)" -gt 0 ]; then
+  ok "apt purge" "config, password and TLS key gone; $(recs) recordings kept"
 else
-  fail "apt purge" "$(ls -d /etc/blackbox /data/blackbox/password 2>&1); $(recs) recordings; $(echo "$out" | tail -n 3)"
+  fail "apt purge" "$(ls -d /etc/blackbox /data/blackbox/password /data/blackbox/tls 2>&1); $(recs) recordings; $(echo "$out" | tail -n 3)"
 fi
 
 passed=$(grep -c '^ok ' "$results")

@@ -2,7 +2,6 @@
 //! turn the module's results into output and exit codes for RAUC, systemd
 //! and the owner's shell.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -72,10 +71,14 @@ pub fn gate(config: &crate::config::Config, hold: u64, deadline: u64, reboot: bo
         println!("blackbox: slot {slot} is committed; nothing to decide");
         return 0;
     }
-    let mut addr = config.http.listen;
-    if addr.ip().is_unspecified() {
-        addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port());
-    }
+    // /healthz in plain HTTP: on the appliance the redirect listener, which
+    // answers it without sending it to HTTPS.
+    let Some(addr) = config.http.plain_health_addr() else {
+        eprintln!(
+            "blackbox ota gate: HTTPS without http.redirect_listen leaves no plain /healthz to watch; slot {slot} cannot be judged healthy"
+        );
+        return 1;
+    };
     println!("blackbox: slot {slot} runs as a tryboot; watching its health for {hold} s");
     let timing = Timing {
         hold: Duration::from_secs(hold),
