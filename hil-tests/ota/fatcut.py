@@ -81,6 +81,7 @@ def main():
     finally:
         stopped = [d.fw.stop() for d in S.current.devices]
         check("no qemu of this suite is left", all(stopped), f"{len(stopped)} guest(s) stopped")
+        print(f"fatcut: {S.retry_line()}")
         failed = results.count(False)
         print(f"{len(results) - failed} passed, {failed} failed")
 

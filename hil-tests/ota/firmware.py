@@ -34,6 +34,24 @@ import uuid
 
 SECTOR = 512
 
+# EMULATION: how the stand-in's CPU is set up, for a guest that never
+# stalls under TCG (issue 16; hil-tests/ota/soak.sh measures it).
+# - One vCPU. The stall seen was a guest whose second vCPU stopped
+#   receiving its timer interrupts ("rcu_preempt kthread timer wakeup
+#   didn't happen ... on cpu=1") and never recovered; and multi-threaded
+#   TCG with two vCPUs aborted in qemu 10.0 about once in 250 boots
+#   ("iotlb_to_section: Assertion"). Nothing the appliance does needs a
+#   second CPU to be right, and under TCG a second vCPU mostly competes
+#   with the other guest the suite runs for the host's two cores.
+# - The ACPI PM timer as the clocksource. Under TCG the guest's TSC is the
+#   host's cycle counter, read while the vCPU thread may be descheduled, so
+#   the kernel's clocksource watchdog sees skew, marks it unstable and
+#   switches clocks mid-boot (others have met soft lockups from it); the
+#   PM timer is emulated device time, the same clock as the guest's timer
+#   interrupts.
+SMP = "1"
+CLOCK = "clocksource=acpi_pm"
+
 
 def gpt(image):
     """GPT entries: {number: {offset, size, name, type, uuid}} (GUIDs as
@@ -164,18 +182,17 @@ class Firmware:
                 f.write(v)
         cmdline = files["cmdline.txt"].decode().strip()
         cmdline += f" blackbox.boot_partition={partition} blackbox.tryboot={int(tryboot)}"
-        # Debugging a guest: e.g. BLACKBOX_FW_APPEND="systemd.log_level=debug".
+        # The board's own kernel arguments, as a Pi's firmware adds some of
+        # its own: the emulated PC's ACPI power-management timer as the
+        # clock (see EMULATION), then any for debugging a guest, e.g.
+        # BLACKBOX_FW_APPEND="systemd.log_level=debug".
+        cmdline += " " + os.environ.get("BLACKBOX_FW_CLOCK", CLOCK)
         cmdline += " " + os.environ.get("BLACKBOX_FW_APPEND", "")
         fwd = "".join(f",hostfwd=tcp:127.0.0.1:{h}-:{g}" for h, g in self.forwards)
-        # Multi-threaded TCG: a guest's two vCPUs on two host threads. Under
-        # load qemu 10.0 aborted in it once in ~250 boots here, early in a
-        # boot ("iotlb_to_section: Assertion `section_index <
-        # d->map.sections_nb' failed"); such an end is "emulator-crash"
-        # and the harness boots the same slot again. One TCG thread avoids
-        # the race, at the cost of the guests' second CPU.
         cmd = [
-            "qemu-system-x86_64", "-accel", "tcg,thread=multi", "-cpu", "qemu64",
-            "-m", str(self.memory), "-smp", "2", "-nographic", "-no-reboot",
+            "qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64",
+            "-m", str(self.memory), "-smp", os.environ.get("BLACKBOX_FW_SMP", SMP),
+            "-nographic", "-no-reboot",
             "-kernel", os.path.join(tmp, "vmlinuz"), "-initrd", os.path.join(tmp, "initrd.img"),
             "-append", cmdline,
             *self.drive(),

@@ -22,13 +22,14 @@ layout_log=$(mktemp)
 scenario_log=$(mktemp)
 fatcut_log=$(mktemp)
 cases_log=$(mktemp)
+watch_log=$(mktemp)
 # A suite that stops early (an install step, the image build) still ends
 # with its tally, the failure named.
 stage="installing what it needs"
 tallied=0
 finish() {
   local rc=$?
-  rm -f "$layout_log" "$scenario_log" "$fatcut_log" "$cases_log"
+  rm -f "$layout_log" "$scenario_log" "$fatcut_log" "$cases_log" "$watch_log"
   if [ "$tallied" != 1 ]; then
     echo "FAIL ota: stopped early while $stage (exit $rc)"
     echo "0 passed, 1 failed"
@@ -79,6 +80,8 @@ run() { # run LOG COMMAND...: one more part of the suite, its output kept
   logs+=("$log")
   "$@" | tee "$log" || status=1
 }
+# The console watch that ends a hung boot knows a hang when it sees one.
+run "$watch_log" python3 "$here/watch.py" --self-test
 run "$scenario_log" python3 "$here/scenarios.py" --image "$image" --bundles "$bundles" --key "$bundles/rig-key" "$@"
 # Every power cut of an autoboot.txt commit (qemu's write log, replayed).
 run "$fatcut_log" python3 "$here/fatcut.py" --image "$image" --key "$bundles/rig-key"
@@ -94,6 +97,10 @@ for log in "${logs[@]}"; do
   passed=$((passed + p))
   failed=$((failed + f))
 done
+# Boots started again because the emulator failed (never the product):
+# counted, named, and printed beside the tally.
+retries=$(cat "${logs[@]}" | grep -c '^retried: ' || true)
+echo "ota: $retries retried: emulator failures$(cat "${logs[@]}" | grep '^retried: ' | sed -E 's/^retried: ([^:]*): ([^(]*) \(.*/; \1: \2/' | tr -d '\n')"
 tallied=1
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -30,6 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import reach  # noqa: E402
 from firmware import Firmware  # noqa: E402
 from reach import free_port  # noqa: E402
+from watch import Trouble, Watch, retried, retry_line, scan  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OUT = os.path.join(HERE, "out")
@@ -68,9 +69,12 @@ class Device:
             subprocess.run(["truncate", "-s", "+1G", self.disk], check=True)
         self.key = key
         self.provision(carry)
-        self.ssh_port, self.http_port = free_port(), free_port()
-        self.fw = Firmware(self.disk, self.dir, forwards=[(self.ssh_port, 22), (self.http_port, 8080)])
+        self.ssh_port, self.http_port, self.https_port = free_port(), free_port(), free_port()
+        self.fw = Firmware(self.disk, self.dir, forwards=[
+            (self.ssh_port, 22), (self.http_port, 80), (self.https_port, 443)])
         self.boot_no = 0
+        self.retries = []  # the emulator's failures this device was booted again after
+        self.trouble = None  # what ended its last boot early, from the console
         # Stopped when the scenario ends, however it ends.
         current.devices.append(self)
 
@@ -88,25 +92,42 @@ class Device:
 
     def wait_healthy(self):
         """Seconds from power-on until /healthz answers 200 and SSH works,
-        or None if the guest ended or hung."""
+        or None if the guest ended or hung. The console is watched: a hang
+        ends the boot at once (its lines in self.trouble); one proven to be
+        the emulator's (qemu's abort, a kernel stall) before blackbox first
+        answered boots the same slot again, at most twice, counted."""
         t0 = self.fw.started
-        crashes = 0
+        watch = Watch(self.fw.console_path)
+        answered = False
+        self.trouble = None
         while time.monotonic() - t0 < BOOT_TIMEOUT:
             if self.fw.proc.poll() is not None:
                 end = self.fw.wait()
-                # qemu's own abort is the rig's failure, not the device's:
-                # the same boot again, at most twice, and said.
-                if end.how != "emulator-crash" or crashes == 2:
+                self.trouble = scan(end.console)
+                if end.how != "emulator-crash" or answered or len(self.retries) == 2:
                     return None
-                crashes += 1
-                print(f"note {self.name}: qemu itself crashed (see {self.fw.console_path}); "
-                      "the same boot again", flush=True)
-                self.boot_no += 1
-                self.fw.restart_after_crash(os.path.join(self.dir, f"boot{self.boot_no}.log"))
-                continue
-            if self.healthz() == 200 and self.ssh("true", timeout=30).returncode == 0:
-                return time.monotonic() - t0
-            time.sleep(2)
+                t = self.trouble or Trouble("emulator", "emulator abort", [])
+            else:
+                t = watch.check()
+                if t is None:
+                    code = self.healthz()
+                    answered |= code is not None
+                    if code == 200 and self.ssh("true", timeout=30).returncode == 0:
+                        return time.monotonic() - t0
+                    time.sleep(2)
+                    continue
+                self.trouble = t
+                if t.kind != "emulator" or answered or len(self.retries) == 2:
+                    print(f"note {self.name}: boot ended: {t!r} (see {self.fw.console_path})", flush=True)
+                    self.fw.power_cut()
+                    return None
+                self.fw.power_cut()
+            self.retries.append(t)
+            retried(self.name, t)
+            self.boot_no += 1
+            self.fw.restart_after_crash(os.path.join(self.dir, f"boot{self.boot_no}.log"))
+            t0 = self.fw.started
+            watch = Watch(self.fw.console_path)
         return None
 
     def ssh(self, cmd, timeout=600, stdin=None):
@@ -154,7 +175,21 @@ class Device:
         return self.out("blackbox ota status")
 
     def wait_end(self, timeout=BOOT_TIMEOUT):
-        return self.fw.wait(timeout)
+        """Waits for the guest to end by itself (a reboot, a reset); None
+        at the limit, or at once when the console shows a hang (never
+        retried: blackbox has run in this boot)."""
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            end = self.fw.wait(2)
+            if end is not None:
+                return end
+            t = scan(self.fw.console_text())
+            if t is not None:
+                self.trouble = t
+                print(f"note {self.name}: boot ended: {t!r} (see {self.fw.console_path})", flush=True)
+                self.fw.power_cut()
+                return None
+        return None
 
     def cut(self):
         return self.fw.power_cut()
@@ -172,7 +207,7 @@ def booted(dev, expect, what):
     return check(f"{dev.name}: {what}", chosen == expect and up is not None,
                  f"slot {slot}{' (tryboot)' if chosen and chosen[1] else ''}, healthy "
                  f"{up:.0f} s after power-on" if up else
-                 f"firmware chose {chosen}; {dev.console_trouble()}see {dev.fw.console_path}")
+                 f"firmware chose {chosen}; {dev.trouble or ''} {dev.console_trouble()}see {dev.fw.console_path}")
 
 
 def fresh(a, name, what="boots slot A", carry=()):
@@ -289,15 +324,34 @@ def refused(a):
     on_card = ("mkdir -p /run/t && flock /run/blackbox/bootcfg.lock sh -c "
                "'mount -o ro /dev/disk/by-partlabel/bootcfg /run/t && ls /run/t; umount /run/t'")
     before_change = dev.out(on_card)
+    # HTTPS as the owner meets it: the certificate served on 443 is the one
+    # whose fingerprint the console and the card's note show beside the
+    # password, and port 80 sends the page there.
+    note = dev.out("mkdir -p /run/t && flock /run/blackbox/bootcfg.lock sh -c "
+                   "'mount -o ro /dev/disk/by-partlabel/bootcfg /run/t && "
+                   "cat /run/t/blackbox-password.txt; umount /run/t'")
+    try:
+        served = reach.served_fingerprint("127.0.0.1", dev.https_port)
+    except OSError as e:
+        served = repr(e)
+    shown = re.findall(r"SHA-256 fingerprint is ([0-9A-F:]{95})", console)
+    check("refused: the certificate served is the one whose fingerprint the console and the card show",
+          shown[-1:] == [served] and served in note and "dashcam password:" in note,
+          f"served {served[:23]}...; console {shown[-1:]}; note {note[:200]!r}")
+    moved = reach.redirect(f"http://127.0.0.1:{dev.http_port}/recordings?x=1")
+    check("refused: port 80 sends the page to HTTPS", moved == (308, "https://127.0.0.1/recordings?x=1"),
+          str(moved))
     changed = None
     if first:
+        # Over HTTPS, trusting the device's own certificate and nothing else.
+        ctx = reach.tls_context(dev.out("cat /data/blackbox/tls/cert.pem"))
         req = urllib.request.Request(
-            f"http://127.0.0.1:{dev.http_port}/api/password", method="POST",
+            f"https://127.0.0.1:{dev.https_port}/api/password", method="POST",
             data=json.dumps({"current": first[-1], "new": "the owner's own password"}).encode(),
             headers={"Content-Type": "application/json",
                      "Authorization": "Basic " + base64.b64encode(f"x:{first[-1]}".encode()).decode()})
         try:
-            with urllib.request.urlopen(req, timeout=120) as r:
+            with urllib.request.urlopen(req, timeout=120, context=ctx) as r:
                 changed = r.status
         except Exception as e:
             changed = getattr(e, "code", repr(e))
@@ -450,6 +504,7 @@ def main():
         for f in [pool.submit(s, a) for s in chosen]:
             f.result()
     print("ota: scenario times: " + ", ".join(f"{n} {t:.0f} s" for n, t in times))
+    print(f"ota: {retry_line()}")
     failed = results.count(False)
     print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0

@@ -17,6 +17,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "ota"))
 import reach  # noqa: E402
+from watch import Watch, retried  # noqa: E402
 
 # Hang detectors for a board or an emulation, never speed claims.
 BOOT_TIMEOUT = 900
@@ -56,7 +57,11 @@ class Board:
         return "a new boot id"
 
     ssh_address = ("127.0.0.1", 22)
-    http_base = "http://127.0.0.1:8080"
+    http_base = "http://127.0.0.1"  # port 80: /healthz; the rest redirects
+    https_base = "https://127.0.0.1"  # port 443: the page and the API
+    # Whether the certificate can name the address the rig uses (it names
+    # 127.0.0.1, the host name and .local, not a rig's DHCP address).
+    check_hostname = True
 
     # -- shared
     def ssh(self, cmd, timeout=600, stdin=None):
@@ -70,14 +75,59 @@ class Board:
     def healthz(self):
         return reach.healthz(self.http_base)
 
+    def tls(self):
+        """A client context that trusts this board's own certificate (read
+        over SSH, as an owner compares its fingerprint) and nothing else."""
+        if getattr(self, "_tls", None) is None:
+            pem = self.out("cat /data/blackbox/tls/cert.pem")
+            self._tls = reach.tls_context(pem, self.check_hostname)
+        return self._tls
+
+    # Whether a hang the console proves to be the emulator's may be booted
+    # again (never on hardware: there a kernel stall is the product's).
+    emulated = False
+
+    def boot_console(self):
+        """The console of the current boot (for the hang watch)."""
+        return self.console()
+
+    def retry_boot(self):
+        """Starts the current boot again (emulated boards only)."""
+        raise NotImplementedError
+
     def wait_healthy(self, since):
         """Seconds from `since` until /healthz answers 200 and SSH works, or
-        None after the hang detector's limit."""
+        None after the hang detector's limit, or at once when the console
+        shows a hang (what it said in self.trouble). A hang proven to be the
+        emulator's before blackbox first answered boots again, at most
+        twice, counted and printed."""
+        watch = Watch(self.boot_console)
+        answered = False
+        self.trouble = None
+        retries = 0
         while time.monotonic() - since < BOOT_TIMEOUT:
-            if self.healthz() == 200 and self.ssh("true", timeout=30).returncode == 0:
+            t = watch.check()
+            if t is not None:
+                self.trouble = t
+                if self.emulated and t.kind == "emulator" and not answered and retries < 2:
+                    retries += 1
+                    retried(self.name, t)
+                    self.retry_boot()
+                    since = time.monotonic()
+                    watch = Watch(self.boot_console)
+                    continue
+                print(f"note {self.name}: boot ended: {t!r}", flush=True)
+                return None
+            code = self.healthz()
+            answered |= code is not None
+            if code == 200 and self.ssh("true", timeout=30).returncode == 0:
                 return time.monotonic() - since
             time.sleep(2)
         return None
+
+    def why(self):
+        """For a failure's message: the hang the console showed, or its end."""
+        return repr(self.trouble) if self.trouble else f"console ends: {self.console()[-800:]}"
 
     def boot_id(self):
         return self.out("cat /proc/sys/kernel/random/boot_id")
@@ -103,6 +153,7 @@ class Board:
 
     def provision(self, disk, carry=()):
         """The rig's key and the bundles on the card's /data."""
+        self._tls = None  # a new card makes a new certificate
         reach.provision(disk, self.key, carry)
 
 
@@ -121,10 +172,11 @@ class QemuBoard(Board):
         self.workdir = workdir
         os.makedirs(workdir, exist_ok=True)
         self.disk = os.path.join(workdir, "disk.img")
-        ssh, http = free_port(), free_port()
+        ssh, plain, tls = free_port(), free_port(), free_port()
         self.ssh_address = ("127.0.0.1", ssh)
-        self.http_base = f"http://127.0.0.1:{http}"
-        self.fw = Firmware(self.disk, workdir, forwards=[(ssh, 22), (http, 8080)])
+        self.http_base = f"http://127.0.0.1:{plain}"
+        self.https_base = f"https://127.0.0.1:{tls}"
+        self.fw = Firmware(self.disk, workdir, forwards=[(ssh, 22), (plain, 80), (tls, 443)])
         self.boots = 0
         self.consoles = []
         self.lock = threading.Lock()
@@ -172,6 +224,25 @@ class QemuBoard(Board):
             if self.fw.proc and self.fw.proc.poll() is None:
                 self.fw.power_cut()
 
+    emulated = True
+
+    def boot_console(self):
+        if not self.consoles:
+            return ""
+        with open(self.consoles[-1], "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def retry_boot(self):
+        """Pulls the power and boots the same slot (a tryboot stays one):
+        the emulator failed, not the board."""
+        with self.lock:
+            tryboot = self.fw.current[1]
+            if self.fw.proc and self.fw.proc.poll() is None:
+                self.fw.power_cut()
+            self.fw.tryboot_flag = tryboot
+            self._start()
+        threading.Thread(target=self._keep, daemon=True).start()
+
     def console(self):
         text = ""
         for path in self.consoles:
@@ -201,8 +272,11 @@ class Pi5Board(Board):
         self.serial = target.get_driver("ConsoleProtocol")
         address = target.get_resource(NetworkService).address
         self.ssh_address = (address, 22)
-        self.http_base = f"http://{address}:8080"
+        self.http_base = f"http://{address}"
+        self.https_base = f"https://{address}"
+        self.check_hostname = False  # pinned to the board's certificate instead
         self.log = bytearray()
+        self.boot_mark = 0
         self.reading = threading.Event()
 
     def flash(self, image, carry=()):
@@ -224,7 +298,11 @@ class Pi5Board(Board):
             except Exception:  # a timeout with nothing to read
                 pass
 
+    def boot_console(self):
+        return self.log[self.boot_mark:].decode("utf-8", "replace")
+
     def power_on(self):
+        self.boot_mark = len(self.log)
         if not self.reading.is_set():
             self.reading.set()
             threading.Thread(target=self._read_console, daemon=True).start()

@@ -86,10 +86,12 @@ stop_guest() {
 }
 trap stop_guest EXIT
 boot() { # boot NAME [SECONDS]: starts the guest, with a time limit (a hang detector)
-  qemu-system-x86_64 -accel tcg,thread=multi -cpu qemu64 -m 1536 -smp 2 \
+  # One vCPU and the ACPI PM timer as the clock: the settings under which
+  # TCG guests do not stall (hil-tests/ota/firmware.py, EMULATION).
+  qemu-system-x86_64 -accel tcg -cpu qemu64 -m 1536 -smp 1 \
     -nographic -no-reboot -net none \
     -kernel "$cache/vmlinuz-$key" -initrd "$cache/initrd-$key" \
-    -append "root=/dev/vda rw console=ttyS0 quiet panic=-1 systemd.show_status=0" \
+    -append "root=/dev/vda rw console=ttyS0 quiet panic=-1 systemd.show_status=0 clocksource=acpi_pm" \
     -drive "file=$out/root.qcow2,if=virtio,format=qcow2" \
     -drive "file=$out/data.img,if=virtio,format=raw" \
     -drive "file=$out/payload.img,if=virtio,format=raw,readonly=on" \
@@ -97,13 +99,22 @@ boot() { # boot NAME [SECONDS]: starts the guest, with a time limit (a hang dete
   qemu_pid=$!
   deadline=$(( $(date +%s) + ${2:-900} ))
 }
-# Waits for the guest to end by itself, stopping it at its time limit.
+# hung NAME: whether the guest's console shows a hang (a kernel stall, a
+# panic, a blocked task: hil-tests/ota/watch.py); says which, as a failure.
+hung() {
+  local what
+  what=$(python3 "$root/hil-tests/ota/watch.py" "$out/$1.log") && return 1
+  echo "FAIL systemd-vm: $1 hung, so it was stopped at once: ${what#*: }"
+}
+# Waits for the guest to end by itself, stopping it at its time limit or
+# as soon as its console shows a hang.
 wait_guest() {
   while kill -0 "$qemu_pid" 2>/dev/null; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
       echo "systemd-vm: the guest ran past its time limit: stopped" >&2
       break
     fi
+    hung "$1" && break
     sleep 1
   done
   stop_guest
@@ -120,6 +131,7 @@ while kill -0 "$qemu_pid" 2>/dev/null && [ "$(date +%s)" -lt "$deadline" ]; do
     sleep 3
     break
   fi
+  hung boot1 && break
   sleep 1
 done
 # The power cut (or the end of a guest that never asked for one).
@@ -127,7 +139,7 @@ stop_guest
 lines boot1
 echo "systemd-vm: power cut; boot 2 (fsck, recovery, recording again)" >&2
 boot boot2
-wait_guest
+wait_guest boot2
 lines boot2
 echo "systemd-vm: both boots in $(( $(date +%s) - start )) s" >&2
 
