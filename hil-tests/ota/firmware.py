@@ -26,6 +26,7 @@ that checks blackbox's writer.
 
 import os
 import re
+import shutil
 import struct
 import subprocess
 import tempfile
@@ -176,7 +177,11 @@ class Firmware:
         files = {n: fat_read(self.image, off, n) for n in ("vmlinuz", "initrd.img", "cmdline.txt")}
         if any(v is None for v in files.values()):
             return None
-        tmp = tempfile.mkdtemp(dir=self.workdir)
+        # qemu reads the kernel and initramfs when it starts: the last
+        # boot's copies can go (a soak boots hundreds of times).
+        if getattr(self, "tmp", None):
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        tmp = self.tmp = tempfile.mkdtemp(dir=self.workdir)
         for n, v in files.items():
             with open(os.path.join(tmp, n), "wb") as f:
                 f.write(v)
