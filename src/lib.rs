@@ -47,3 +47,4 @@ pub mod sync;
 pub mod systemd;
 pub mod tap;
 pub mod tls;
+pub mod wifi;
