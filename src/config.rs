@@ -253,6 +253,30 @@ pub struct EventConfig {
     pub max_usage: Option<Budget>,
 }
 
+/// How the dashcam uses its Wi-Fi radio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WifiMode {
+    /// Leave the radio alone (a desktop, a Pi with its own network setup).
+    Off,
+    /// Its own access point, always.
+    Ap,
+    /// Join a known network, never open the access point.
+    Client,
+    /// A known network when one is in range, else the access point.
+    Auto,
+}
+
+/// The Wi-Fi side (the appliance's network for the owner's phone).
+#[derive(Clone, Debug, PartialEq)]
+pub struct WifiConfig {
+    pub mode: WifiMode,
+    /// ISO 3166-1 alpha-2, upper case; `None`: the world regulatory domain.
+    pub country: Option<String>,
+    pub interface: String,
+    /// The access point's name and passphrase (src/wifi.rs), on /data.
+    pub ap_file: Option<PathBuf>,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -262,6 +286,7 @@ pub struct Config {
     pub tap: TapConfig,
     pub record: RecordConfig,
     pub event: EventConfig,
+    pub wifi: WifiConfig,
 }
 
 impl Default for Config {
@@ -310,6 +335,12 @@ impl Default for Config {
                 pre_seconds: 10,
                 post_seconds: 10,
                 max_usage: None,
+            },
+            wifi: WifiConfig {
+                mode: WifiMode::Off,
+                country: None,
+                interface: "wlan0".into(),
+                ap_file: None,
             },
         }
     }
@@ -622,6 +653,56 @@ const FIELDS: &[Field] = &[
             Ok(())
         },
     },
+    Field {
+        key: "wifi.mode",
+        flag: None,
+        apply: |c, v| {
+            c.wifi.mode = match v.trim() {
+                "off" => WifiMode::Off,
+                "ap" => WifiMode::Ap,
+                "client" => WifiMode::Client,
+                "auto" => WifiMode::Auto,
+                other => return Err(format!("{other:?} is not off, ap, client or auto")),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "wifi.country",
+        flag: None,
+        apply: |c, v| {
+            c.wifi.country = match v.trim() {
+                "" | "none" => None,
+                code => Some(crate::wifi::check_country(code).map_err(|e| e.to_string())?),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "wifi.interface",
+        flag: None,
+        apply: |c, v| {
+            let name = v.trim();
+            if name.is_empty()
+                || name.len() > 15
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(format!("{name:?} is not a network interface name"));
+            }
+            c.wifi.interface = name.to_string();
+            Ok(())
+        },
+    },
+    Field {
+        key: "wifi.ap_file",
+        flag: None,
+        apply: |c, v| {
+            c.wifi.ap_file = optional_path(v);
+            Ok(())
+        },
+    },
 ];
 
 /// Values given on the command line, by key; each overrides the file.
@@ -774,6 +855,14 @@ impl Config {
                     .map(|a| a.to_string())
                     .unwrap_or_default(),
                 "a redirect to HTTPS needs http.tls_cert and http.tls_key".into(),
+            ));
+        }
+        if matches!(self.wifi.mode, WifiMode::Ap | WifiMode::Auto) && self.wifi.ap_file.is_none() {
+            return Err(invalid(
+                "wifi.ap_file",
+                None,
+                "",
+                "an access point needs wifi.ap_file (its name and passphrase, made by `blackbox firstboot --wifi-ap`)".into(),
             ));
         }
         if self.tap.listen.is_some_and(|a| !a.ip().is_loopback()) {
@@ -988,6 +1077,26 @@ mod tests {
         let mut tls_only = c.clone();
         tls_only.http.redirect_listen = None;
         assert_eq!(tls_only.http.plain_health_addr(), None);
+    }
+
+    #[test]
+    fn the_wifi_settings_are_checked() {
+        let c = with(&[
+            ("wifi.mode", "auto"),
+            ("wifi.country", "de"),
+            ("wifi.ap_file", "/data/blackbox/wifi-ap"),
+        ])
+        .unwrap();
+        assert_eq!(c.wifi.mode, WifiMode::Auto);
+        assert_eq!(c.wifi.country.as_deref(), Some("DE"));
+        for (key, value) in [
+            ("wifi.mode", "mesh"),
+            ("wifi.country", "Germany"),
+            ("wifi.interface", "wlan0\nx"),
+        ] {
+            assert_eq!(field_of(with(&[(key, value)])), key, "{value:?}");
+        }
+        assert_eq!(field_of(with(&[("wifi.mode", "ap")])), "wifi.ap_file");
     }
 
     #[test]
