@@ -23,6 +23,8 @@ pub enum AccountError {
     Empty,
     /// The device's certificate could not be made.
     Tls(crate::tls::TlsError),
+    /// The access point's file could not be read or made.
+    Wifi(crate::wifi::WifiError),
 }
 
 impl fmt::Display for AccountError {
@@ -33,6 +35,7 @@ impl fmt::Display for AccountError {
             Self::Mismatch => f.write_str("the two passwords differ; nothing was changed"),
             Self::Empty => f.write_str("no password was given; nothing was changed"),
             Self::Tls(e) => write!(f, "{e}"),
+            Self::Wifi(e) => write!(f, "{e}"),
         }
     }
 }
@@ -117,15 +120,28 @@ pub enum FirstBoot {
 /// Without a password file only the certificate is made (the appliance
 /// runs that step as the service user, so root never writes into a
 /// directory the service owns).
-pub fn firstboot(
-    file: Option<&Path>,
-    show_in: Option<&Path>,
-    tls_dir: Option<&Path>,
-) -> Result<FirstBoot, AccountError> {
+///
+/// With `wifi_ap`, a device without its access point's file gets one (a
+/// name from the machine id, a new passphrase: src/wifi.rs), shown beside
+/// the password too.
+pub fn firstboot(what: &Plan) -> Result<FirstBoot, AccountError> {
+    let Plan {
+        password_file: file,
+        show_in,
+        tls_dir,
+        wifi_ap,
+    } = *what;
     let (fingerprint, made) = match tls_dir {
         Some(dir) => {
             let (fp, made) = device_certificate(dir)?;
             (Some(fp), made)
+        }
+        None => (None, false),
+    };
+    let (ap, ap_made) = match wifi_ap {
+        Some(path) => {
+            let (ap, made) = access_point(path)?;
+            (Some(ap), made)
         }
         None => (None, false),
     };
@@ -141,6 +157,12 @@ pub fn firstboot(
         if made && let Some(fp) = &fingerprint {
             println!("blackbox: a new HTTPS certificate; its SHA-256 fingerprint is {fp}");
         }
+        if ap_made && let Some(ap) = &ap {
+            println!(
+                "blackbox: a new Wi-Fi access point: {}, passphrase {}",
+                ap.ssid, ap.passphrase
+            );
+        }
         return Ok(FirstBoot::AlreadySet);
     }
     let clear = password::generate().map_err(AccountError::Password)?;
@@ -149,9 +171,18 @@ pub fn firstboot(
         .as_ref()
         .map(|fp| format!("\nHTTPS certificate fingerprint (SHA-256):\n{fp}\n"))
         .unwrap_or_default();
+    let ap_line = ap
+        .as_ref()
+        .map(|ap| {
+            format!(
+                "\nWi-Fi network: {}\nWi-Fi passphrase: {}\n",
+                ap.ssid, ap.passphrase
+            )
+        })
+        .unwrap_or_default();
     if let Some(text) = show_in {
         let note = format!(
-            "blackbox dashcam password: {clear}\n{fp_line}\n\
+            "blackbox dashcam password: {clear}\n{ap_line}{fp_line}\n\
              Open the dashcam's page and log in with it; the page will ask you\n\
              to choose your own, and this file is deleted once you have.\n"
         );
@@ -162,12 +193,41 @@ pub fn firstboot(
         p.save(file).map_err(AccountError::Password)?;
     }
     println!("blackbox: the dashcam's password is {clear} (change it in the page)");
+    if let Some(ap) = &ap {
+        println!(
+            "blackbox: the dashcam's Wi-Fi is {}, passphrase {}",
+            ap.ssid, ap.passphrase
+        );
+    }
     if let Some(fp) = &fingerprint {
         println!("blackbox: the HTTPS certificate's SHA-256 fingerprint is {fp}");
     }
     Ok(FirstBoot::Generated {
         shown_in: show_in.map(Path::to_path_buf),
     })
+}
+
+/// What `firstboot` is asked to make (each part only if it is missing).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Plan<'a> {
+    pub password_file: Option<&'a Path>,
+    pub show_in: Option<&'a Path>,
+    pub tls_dir: Option<&'a Path>,
+    pub wifi_ap: Option<&'a Path>,
+}
+
+/// The access point in `path`, made if there is none (its name from
+/// /etc/machine-id): the access point, and whether it is new.
+fn access_point(path: &Path) -> Result<(crate::wifi::AccessPoint, bool), AccountError> {
+    if path.exists() {
+        return crate::wifi::load(path)
+            .map(|ap| (ap, false))
+            .map_err(AccountError::Wifi);
+    }
+    let id = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let ap = crate::wifi::new_access_point(&id).map_err(AccountError::Wifi)?;
+    crate::wifi::save(path, &ap).map_err(AccountError::Wifi)?;
+    Ok((ap, true))
 }
 
 /// The device's certificate in `dir`, made if there is none: its
@@ -208,7 +268,12 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("password");
         let text = dir.join("blackbox-password.txt");
-        let r = firstboot(Some(&file), Some(&text), None).unwrap();
+        let r = firstboot(&Plan {
+            password_file: Some(&file),
+            show_in: Some(&text),
+            ..Plan::default()
+        })
+        .unwrap();
         assert_eq!(
             r,
             FirstBoot::Generated {
@@ -220,7 +285,12 @@ mod tests {
         let p = Password::load(&file).unwrap().unwrap();
         assert!(p.first_boot && p.verify(clear.as_bytes()));
         assert_eq!(
-            firstboot(Some(&file), Some(&text), None).unwrap(),
+            firstboot(&Plan {
+                password_file: Some(&file),
+                show_in: Some(&text),
+                ..Plan::default()
+            })
+            .unwrap(),
             FirstBoot::AlreadySet
         );
         std::fs::remove_dir_all(&dir).unwrap();
@@ -233,7 +303,11 @@ mod tests {
         let tls = dir.join("tls");
         // The service user's step: the certificate only, no password.
         assert_eq!(
-            firstboot(None, None, Some(&tls)).unwrap(),
+            firstboot(&Plan {
+                tls_dir: Some(&tls),
+                ..Plan::default()
+            })
+            .unwrap(),
             FirstBoot::AlreadySet
         );
         let fp = crate::tls::load(&tls.join("cert.pem"), &tls.join("key.pem"))
@@ -241,11 +315,47 @@ mod tests {
             .fingerprint;
         // Root's step reads it (never makes another) and shows it.
         let (file, text) = (dir.join("password"), dir.join("note.txt"));
-        firstboot(Some(&file), Some(&text), Some(&tls)).unwrap();
+        firstboot(&Plan {
+            password_file: Some(&file),
+            show_in: Some(&text),
+            tls_dir: Some(&tls),
+            ..Plan::default()
+        })
+        .unwrap();
         let note = std::fs::read_to_string(&text).unwrap();
         assert!(note.contains(&fp), "{note}");
         let again = crate::tls::load(&tls.join("cert.pem"), &tls.join("key.pem")).unwrap();
         assert_eq!(again.fingerprint, fp);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_wifi_passphrase_is_made_once_and_shown_beside_the_password() {
+        let dir = std::env::temp_dir().join(format!("blackbox-fb-ap-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (file, text, ap) = (
+            dir.join("password"),
+            dir.join("note.txt"),
+            dir.join("wifi-ap"),
+        );
+        let plan = Plan {
+            password_file: Some(&file),
+            show_in: Some(&text),
+            wifi_ap: Some(&ap),
+            ..Plan::default()
+        };
+        firstboot(&plan).unwrap();
+        let made = crate::wifi::load(&ap).unwrap();
+        let note = std::fs::read_to_string(&text).unwrap();
+        assert!(
+            note.contains(&format!("Wi-Fi network: {}\n", made.ssid)),
+            "{note}"
+        );
+        assert!(note.contains(&format!("Wi-Fi passphrase: {}\n", made.passphrase)));
+        // Once made, it stays.
+        firstboot(&plan).unwrap();
+        assert_eq!(crate::wifi::load(&ap).unwrap(), made);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

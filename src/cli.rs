@@ -64,7 +64,7 @@ enum Command {
     Firstboot {
         /// The password file (http.password_file); without it, only the
         /// certificate (--tls-dir) is made
-        #[arg(long, value_name = "FILE", required_unless_present = "tls_dir")]
+        #[arg(long, value_name = "FILE", required_unless_present_any = ["tls_dir", "wifi_ap"])]
         password_file: Option<PathBuf>,
         /// Also write the clear text here (e.g. /boot/firmware/blackbox-password.txt)
         #[arg(long, value_name = "FILE")]
@@ -73,6 +73,10 @@ enum Command {
         /// are none (cert.pem, key.pem), and show its fingerprint
         #[arg(long, value_name = "DIR")]
         tls_dir: Option<PathBuf>,
+        /// Also make the Wi-Fi access point's name and passphrase here if
+        /// there is no such file (wifi.ap_file), and show them
+        #[arg(long, value_name = "FILE")]
+        wifi_ap: Option<PathBuf>,
     },
     /// Install an update bundle (signed .raucb) and reboot into it.
     ///
@@ -212,12 +216,14 @@ pub fn main() -> i32 {
             password_file,
             show_in,
             tls_dir,
+            wifi_ap,
         } => {
-            match crate::account::firstboot(
-                password_file.as_deref(),
-                show_in.as_deref(),
-                tls_dir.as_deref(),
-            ) {
+            match crate::account::firstboot(&crate::account::Plan {
+                password_file: password_file.as_deref(),
+                show_in: show_in.as_deref(),
+                tls_dir: tls_dir.as_deref(),
+                wifi_ap: wifi_ap.as_deref(),
+            }) {
                 Ok(crate::account::FirstBoot::AlreadySet) => {
                     if password_file.is_some() {
                         eprintln!("blackbox: a password is already set; it stays as it is");
