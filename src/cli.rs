@@ -98,6 +98,9 @@ enum Command {
     /// The appliance's update machinery (called by RAUC and systemd).
     #[command(subcommand)]
     Ota(OtaCommand),
+    /// The dashcam's Wi-Fi (called by its systemd units).
+    #[command(subcommand)]
+    Wifi(WifiCommand),
     /// List V4L2 devices: inputs, pixel formats, sizes and frame rates.
     ///
     /// With no DEVICE, every /dev/video* node is listed.
@@ -107,6 +110,22 @@ enum Command {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum WifiCommand {
+    /// Print hostapd's configuration for the access point (wifi.ap_file,
+    /// wifi.interface, wifi.country) on stdout; exit 2 if the settings
+    /// cannot make one, 3 if wifi.mode is off or client.
+    HostapdConf {
+        /// The service's config
+        #[arg(
+            long,
+            value_name = "FILE",
+            default_value = "/etc/blackbox/blackbox.toml"
+        )]
+        config: PathBuf,
     },
 }
 
@@ -246,6 +265,39 @@ pub fn main() -> i32 {
         Command::Ota(cmd) => ota(cmd),
         Command::Recover { dir } => recover(&dir),
         Command::Verify { file, quick } => verify(&file, quick),
+        Command::Wifi(cmd) => wifi(cmd),
+    }
+}
+
+fn wifi(cmd: WifiCommand) -> i32 {
+    use crate::config::WifiMode;
+    let WifiCommand::HostapdConf { config } = cmd;
+    let c = match Config::load(Some(&config), &Overrides::default()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("blackbox: {e}");
+            return 2;
+        }
+    };
+    if matches!(c.wifi.mode, WifiMode::Off | WifiMode::Client) {
+        eprintln!("blackbox: wifi.mode is not ap or auto: no access point");
+        return 3;
+    }
+    let Some(file) = c.wifi.ap_file.as_deref() else {
+        eprintln!("blackbox: no wifi.ap_file");
+        return 2;
+    };
+    match crate::wifi::load(file)
+        .and_then(|ap| crate::wifi::hostapd_conf(&ap, &c.wifi.interface, c.wifi.country.as_deref()))
+    {
+        Ok(conf) => {
+            print!("{conf}");
+            0
+        }
+        Err(e) => {
+            eprintln!("blackbox: {e}");
+            2
+        }
     }
 }
 
