@@ -140,6 +140,11 @@ cp "$deb" "$work/blackbox.deb"
 # between builds.
 packages="systemd,systemd-sysv,udev,kmod,dbus,initramfs-tools,rauc,rauc-service,e2fsprogs,dosfstools"
 packages+=",fdisk,util-linux,procps,iproute2,openssh-server,adduser"
+# The owner's phone reaches the dashcam over its own access point.
+packages+=",hostapd,iw,wireless-regdb"
+# Joining a known network (wifi.mode client or auto); the tests also use it
+# as the phone.
+packages+=",wpasupplicant"
 [ -z "$kernel_pkg" ] || packages+=",$kernel_pkg"
 # Raspberry Pi's packages, by path: apt resolves their dependencies between
 # them and from Debian (mmdebstrap's file-mirror-automount hook makes the

@@ -29,7 +29,8 @@ rm -f "$tree"/etc/ssh/ssh_host_* "$tree/tmp/blackbox.deb"
 rm -rf "$tree/data" "$tree/boot/firmware"
 mkdir -p "$tree/data" "$tree/boot/firmware"
 for unit in blackbox-var.service blackbox-grow-data.service blackbox-health.service \
-            blackbox-update.path blackbox-password-cleanup.path systemd-networkd.service ssh.service; do
+            blackbox-update.path blackbox-password-cleanup.path systemd-networkd.service ssh.service \
+            blackbox-ap.service; do
   chroot "$tree" systemctl enable "$unit" >/dev/null 2>&1
 done
 # qemu-x86_64: only the modules of the board qemu emulates (virtio disk
@@ -46,10 +47,17 @@ if [ "$profile" = qemu-x86_64 ]; then
       -not -path '*/kernel/arch/*' -not -path '*/kernel/block/*' -not -path '*/kernel/net/core/*' \
       -not -path '*/drivers/virtio/*' -not -path '*/drivers/block/*' -not -path '*/drivers/md/*' \
       -not -path '*/drivers/watchdog/*' -not -path '*/drivers/char/*' \
+      -not -path '*/net/wireless/*' -not -path '*/net/mac80211/*' -not -path '*/net/rfkill/*' \
+      -not -name 'mac80211_hwsim.ko*' \
       -not -name virtio_net.ko -not -name net_failover.ko -delete
     find "$dir/kernel" -type d -empty -delete
     chroot "$tree" depmod "$kernel"
   done
+  # The emulated board's radios: mac80211_hwsim's simulated 802.11
+  # devices (the first is the dashcam's wlan0; the tests use the others
+  # as a phone and a home access point).
+  echo mac80211_hwsim > "$tree/etc/modules-load.d/blackbox-hwsim.conf"
+  echo "options mac80211_hwsim radios=3" > "$tree/etc/modprobe.d/blackbox-hwsim.conf"
 fi
 # The initramfs: erofs for the root, ext4 for the machine-id hook, vfat.
 printf 'erofs\next4\nvfat\n' >> "$tree/etc/initramfs-tools/modules"
