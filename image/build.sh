@@ -142,6 +142,10 @@ packages="systemd,systemd-sysv,udev,kmod,dbus,initramfs-tools,rauc,rauc-service,
 packages+=",fdisk,util-linux,procps,iproute2,openssh-server,adduser"
 # The owner's phone reaches the dashcam over its own access point.
 packages+=",hostapd,iw,wireless-regdb"
+# Found as blackbox.local (systemd-resolved's mDNS responder); only the web,
+# SSH, DHCP and mDNS answer on the Wi-Fi side (nftables; netbase's
+# /etc/protocols and /etc/services name what its rules say).
+packages+=",systemd-resolved,nftables,netbase"
 # Joining a known network (wifi.mode client or auto); the tests also use it
 # as the phone.
 packages+=",wpasupplicant"

@@ -30,12 +30,13 @@ rm -rf "$tree/data" "$tree/boot/firmware"
 mkdir -p "$tree/data" "$tree/boot/firmware"
 for unit in blackbox-var.service blackbox-grow-data.service blackbox-health.service \
             blackbox-update.path blackbox-password-cleanup.path systemd-networkd.service ssh.service \
-            blackbox-ap.service; do
+            blackbox-ap.service systemd-resolved.service nftables.service; do
   chroot "$tree" systemctl enable "$unit" >/dev/null 2>&1
 done
 # qemu-x86_64: only the modules of the board qemu emulates (virtio disk
 # and network, the i6300esb watchdog) and of what the system does (file
-# systems, device mapper and loop for RAUC's verity bundles, crypto). Debian's
+# systems, device mapper and loop for RAUC's verity bundles, crypto, the
+# radios, the firewall, and veth for a test's host past the dashcam). Debian's
 # kernel brings ~400 MB of modules for every PC there is; a copy of them in
 # each system slot and in each update bundle costs flashing and installing
 # time for nothing. The pi5 profile keeps its kernel's modules whole.
@@ -49,7 +50,8 @@ if [ "$profile" = qemu-x86_64 ]; then
       -not -path '*/drivers/watchdog/*' -not -path '*/drivers/char/*' \
       -not -path '*/net/wireless/*' -not -path '*/net/mac80211/*' -not -path '*/net/rfkill/*' \
       -not -name 'mac80211_hwsim.ko*' \
-      -not -name virtio_net.ko -not -name net_failover.ko -delete
+      -not -path '*/net/netfilter/*' -not -path '*/net/ipv4/netfilter/*' -not -path '*/net/ipv6/netfilter/*' \
+      -not -name virtio_net.ko -not -name net_failover.ko -not -name 'veth.ko*' -delete
     find "$dir/kernel" -type d -empty -delete
     chroot "$tree" depmod "$kernel"
   done

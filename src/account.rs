@@ -129,11 +129,12 @@ pub fn firstboot(what: &Plan) -> Result<FirstBoot, AccountError> {
         password_file: file,
         show_in,
         tls_dir,
+        tls_names,
         wifi_ap,
     } = *what;
     let (fingerprint, made) = match tls_dir {
         Some(dir) => {
-            let (fp, made) = device_certificate(dir)?;
+            let (fp, made) = device_certificate(dir, tls_names)?;
             (Some(fp), made)
         }
         None => (None, false),
@@ -213,6 +214,8 @@ pub struct Plan<'a> {
     pub password_file: Option<&'a Path>,
     pub show_in: Option<&'a Path>,
     pub tls_dir: Option<&'a Path>,
+    /// Names the certificate carries besides `tls::device_names`.
+    pub tls_names: &'a [String],
     pub wifi_ap: Option<&'a Path>,
 }
 
@@ -232,14 +235,20 @@ fn access_point(path: &Path) -> Result<(crate::wifi::AccessPoint, bool), Account
 
 /// The device's certificate in `dir`, made if there is none: its
 /// fingerprint, and whether it is new.
-fn device_certificate(dir: &Path) -> Result<(String, bool), AccountError> {
+fn device_certificate(dir: &Path, extra: &[String]) -> Result<(String, bool), AccountError> {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     if cert.exists() && key.exists() {
         return crate::tls::load(&cert, &key)
             .map(|t| (t.fingerprint, false))
             .map_err(AccountError::Tls);
     }
-    crate::tls::generate(&cert, &key, &crate::tls::device_names())
+    let mut names = crate::tls::device_names();
+    for name in extra {
+        if !names.contains(name) {
+            names.push(name.clone());
+        }
+    }
+    crate::tls::generate(&cert, &key, &names)
         .map(|fp| (fp, true))
         .map_err(AccountError::Tls)
 }

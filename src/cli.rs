@@ -73,6 +73,11 @@ enum Command {
         /// are none (cert.pem, key.pem), and show its fingerprint
         #[arg(long, value_name = "DIR")]
         tls_dir: Option<PathBuf>,
+        /// A name or address the new certificate names besides the
+        /// device's own (localhost, its host name, NAME.local,
+        /// blackbox.local, 127.0.0.1): the access point's address
+        #[arg(long, value_name = "NAME", requires = "tls_dir")]
+        tls_name: Vec<String>,
         /// Also make the Wi-Fi access point's name and passphrase here if
         /// there is no such file (wifi.ap_file), and show them
         #[arg(long, value_name = "FILE")]
@@ -235,12 +240,14 @@ pub fn main() -> i32 {
             password_file,
             show_in,
             tls_dir,
+            tls_name,
             wifi_ap,
         } => {
             match crate::account::firstboot(&crate::account::Plan {
                 password_file: password_file.as_deref(),
                 show_in: show_in.as_deref(),
                 tls_dir: tls_dir.as_deref(),
+                tls_names: &tls_name,
                 wifi_ap: wifi_ap.as_deref(),
             }) {
                 Ok(crate::account::FirstBoot::AlreadySet) => {

@@ -87,10 +87,13 @@ def provision(disk, key, carry=()):
     a card), where an owner puts theirs, and the files in `carry` (update
     bundles) beside it, as if copied to the card: through emulated SSH
     100 MB costs a minute of CPU each time, and moving files is not what
-    the tests are about."""
+    the tests are about. An item of `carry` is a path (put at the top of
+    /data) or (path, name under /data) whose directory is made."""
     off = [p for p in partitions(disk).values() if p[2] == "data"][0][0]
     cmds = ["mkdir ssh", f"write {key}.pub ssh/authorized_keys"]
-    cmds += [f"write {path} {os.path.basename(path)}" for path in carry]
+    places = [(c, os.path.basename(c)) if isinstance(c, str) else c for c in carry]
+    cmds += [f"mkdir {d}" for d in sorted({os.path.dirname(n) for _, n in places} - {""})]
+    cmds += [f"write {path} {name}" for path, name in places]
     for cmd in cmds:
         subprocess.run(["debugfs", "-w", "-R", cmd, f"{disk}?offset={off}"], check=True,
                        capture_output=True)

@@ -67,6 +67,22 @@ if [ "${OTA_REUSE:-0}" = 1 ] && [ -f "$bundles/rig-key" ] && [ -f "$image" ]; th
 else
   build
 fi
+# The phone of the wifi scenario: examples/wifi_phone.rs, phone.sh, and
+# busybox for its DHCP client (Debian's static build, unpacked here, not
+# installed).
+stage="making the phone's tools"
+phone="$here/out/phone"
+mkdir -p "$phone"
+(cd "$root" && cargo build --quiet --example wifi_phone)
+cp "${CARGO_TARGET_DIR:-$root/target}/debug/examples/wifi_phone" "$here/phone.sh" "$phone/"
+if [ ! -x "$phone/busybox" ]; then
+  unpack=$(mktemp -d)
+  chmod 755 "$unpack"
+  (cd "$unpack" && apt-get download -qq busybox-static 2>/dev/null)
+  dpkg-deb -x "$unpack"/busybox-static_*.deb "$unpack/tree"
+  cp "$unpack/tree/bin/busybox" "$phone/busybox"
+  rm -rf "$unpack"
+fi
 stage="running the suites"
 # What the firmware stand-in and the appliance read, before anything boots.
 python3 "$root/hil-tests/image/layout.py" --image "$image" --profile "$profile" --version 1.0.0 \
@@ -82,7 +98,8 @@ run() { # run LOG COMMAND...: one more part of the suite, its output kept
 }
 # The console watch that ends a hung boot knows a hang when it sees one.
 run "$watch_log" python3 "$here/watch.py" --self-test
-run "$scenario_log" python3 "$here/scenarios.py" --image "$image" --bundles "$bundles" --key "$bundles/rig-key" "$@"
+run "$scenario_log" python3 "$here/scenarios.py" --image "$image" --bundles "$bundles" --key "$bundles/rig-key" \
+  --phone "$phone" "$@"
 # Every power cut of an autoboot.txt commit (qemu's write log, replayed).
 run "$fatcut_log" python3 "$here/fatcut.py" --image "$image" --key "$bundles/rig-key"
 # The Pi 5 rig's cases, on this image under the firmware stand-in.

@@ -20,6 +20,7 @@ import os
 import random
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import threading
@@ -482,7 +483,167 @@ def power_cut_before_commit(a):
     dev.cut()
 
 
-ALL = [good_update, refused, unhealthy_update, unwritable_update, power_cut_during_install,
+def card_note(dev):
+    """The note the first boot left on the card's boot partition."""
+    return dev.out("mkdir -p /run/t && flock /run/blackbox/bootcfg.lock sh -c "
+                   "'mount -o ro /dev/disk/by-partlabel/bootcfg /run/t && "
+                   "cat /run/t/blackbox-password.txt; umount /run/t'")
+
+
+def through_phone(dev, ip, port, request, server_hostname, ctx):
+    """One HTTPS request sent from the phone's namespace inside the guest
+    (wifi_phone pipe carries the TCP connection over SSH's stdin/stdout),
+    with this host's TLS client at the end of it, trusting `ctx`: what a
+    phone's browser sees, certificate check included. The response's
+    bytes, or the exception's repr."""
+    proc = subprocess.Popen(
+        ["ssh", "-i", dev.key, "-p", str(dev.ssh_port), "-o", "StrictHostKeyChecking=no",
+         "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
+         "root@127.0.0.1", f"/data/phone/phone.sh run /data/phone/wifi_phone pipe {ip} {port}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    near, far = socket.socketpair()
+
+    def up():  # from the TLS client to the phone
+        try:
+            while data := far.recv(65536):
+                proc.stdin.write(data)
+                proc.stdin.flush()
+        except OSError:
+            pass
+        try:
+            proc.stdin.close()
+        except OSError:
+            pass
+
+    def down():  # from the phone to the TLS client
+        try:
+            while data := proc.stdout.read1(65536):
+                far.sendall(data)
+            far.shutdown(socket.SHUT_WR)
+        except (OSError, ValueError):  # the client is done and closed its end
+            pass
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (up, down)]
+    for t in threads:
+        t.start()
+    try:
+        near.settimeout(300)
+        with ctx.wrap_socket(near, server_hostname=server_hostname) as tls:
+            tls.sendall(request)
+            answer = b""
+            while chunk := tls.recv(65536):
+                answer += chunk
+            return answer
+    except Exception as e:
+        return repr(e).encode()
+    finally:
+        far.close()
+        proc.kill()
+        proc.wait()
+
+
+@scenario
+def wifi(a):
+    """The owner's phone on the dashcam's own access point (issue 17): a
+    station on the second simulated radio, in its own namespace, joins
+    with the passphrase the card shows, gets an address by DHCP, finds
+    blackbox.local over mDNS and loads the page over HTTPS, verifying the
+    certificate; a wrong passphrase is refused; only the web, SSH, DHCP
+    and mDNS answer from the Wi-Fi side, and nothing past the dashcam is
+    reachable from it."""
+    if not a.phone:
+        check("wifi: the phone's tools are here", False, "scenarios.py --phone DIR is missing")
+        return
+    tools = [(os.path.join(a.phone, f), f"phone/{f}") for f in ("wifi_phone", "busybox", "phone.sh")]
+    dev = Device("wifi", a.image, a.key, carry=tools)
+    if not booted(dev, (2, False), "wifi: boots slot A"):
+        return
+    phone = "/data/phone/phone.sh"
+    note = card_note(dev)
+    ssid = re.findall(r"Wi-Fi network: (\S+)", note)
+    passphrase = re.findall(r"Wi-Fi passphrase: (\S+)", note)
+    machine = dev.out("cat /etc/machine-id")
+    check("wifi: the card shows the access point's name (from the machine id) and passphrase",
+          ssid and passphrase and ssid[0] == f"blackbox-{machine[-4:].upper()}" and len(passphrase[0]) >= 12,
+          f"{ssid} for machine id ...{machine[-8:]}, passphrase of {len(passphrase[0]) if passphrase else 0} characters")
+    if not (ssid and passphrase):
+        return
+    enabled = dev.out("journalctl -b -u blackbox-ap -o short-monotonic --no-pager | grep -m1 AP-ENABLED")
+    at = re.match(r"\[\s*([0-9.]+)\]", enabled)
+    check("wifi: hostapd opened the access point", at is not None,
+          f"AP-ENABLED {float(at.group(1)):.1f} s after the kernel started" if at
+          else dev.journal("blackbox-ap"))
+    dev.ssh(f"{phone} up", timeout=120)
+    wrong = dev.ssh(f"{phone} join {ssid[0]} not-the-passphrase WPA-PSK", timeout=600)
+    check("wifi: a wrong passphrase is refused", wrong.returncode == 1 and "refused" in wrong.stdout,
+          (wrong.stdout + wrong.stderr).strip()[-200:])
+    sae = dev.ssh(f"{phone} join {ssid[0]} {passphrase[0]} SAE", timeout=600)
+    check("wifi: the phone joins with the card's passphrase over WPA3-SAE",
+          sae.returncode == 0, (sae.stdout + sae.stderr).strip()[-200:])
+    psk = dev.ssh(f"{phone} join {ssid[0]} {passphrase[0]} WPA-PSK", timeout=600)
+    check("wifi: and over WPA2-PSK (transition mode, for older phones)",
+          psk.returncode == 0, (psk.stdout + psk.stderr).strip()[-200:])
+    lease = dev.out(f"{phone} dhcp")
+    check("wifi: the phone gets an address by DHCP from the dashcam",
+          re.fullmatch(r"192\.168\.73\.(\d+)", lease) is not None
+          and 10 <= int(lease.rsplit(".", 1)[1]) < 50, lease)
+    found = dev.out(f"{phone} run /data/phone/wifi_phone mdns blackbox.local 120")
+    check("wifi: the phone finds blackbox.local over mDNS", found.startswith("192.168.73.1 "), found)
+    ctx = reach.tls_context(dev.out("cat /data/blackbox/tls/cert.pem"))
+    for name in ("blackbox.local", "192.168.73.1"):
+        got = through_phone(dev, "192.168.73.1", 443,
+                            f"GET /healthz HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n".encode(),
+                            name, ctx)
+        check(f"wifi: the phone loads /healthz over HTTPS as {name}, the certificate verified",
+              got.startswith(b"HTTP/1.1 200"), got.decode(errors="replace").splitlines()[0] if got else "")
+    other = through_phone(dev, "192.168.73.1", 443,
+                          b"GET /healthz HTTP/1.1\r\nHost: evil.example\r\n\r\n", "evil.example", ctx)
+    check("wifi: (the check is real: a name the certificate does not carry is refused)",
+          b"CERTIFICATE_VERIFY_FAILED" in other, other[:100].decode(errors="replace"))
+    page = through_phone(dev, "192.168.73.1", 443,
+                         b"GET /login HTTP/1.1\r\nHost: blackbox.local\r\nConnection: close\r\n\r\n",
+                         "blackbox.local", ctx)
+    check("wifi: and the login page", page.startswith(b"HTTP/1.1 200") and b"<form" in page,
+          page.decode(errors="replace").splitlines()[0] if page else "")
+    # The firewall, not only what happens to listen: a listener on every
+    # address of the dashcam, reachable on loopback, stays closed to the
+    # phone.
+    dev.ssh("setsid -f /data/phone/wifi_phone listen 9999 </dev/null >/dev/null 2>&1", timeout=60)
+    local = dev.out("/data/phone/wifi_phone tcp-scan 127.0.0.1 9999 9999")
+    scan_out = dev.out(f"{phone} run /data/phone/wifi_phone tcp-scan 192.168.73.1 1 65535")
+    open_ports = [int(p) for p in re.findall(r"^open (\d+)$", scan_out, re.M)]
+    check("wifi: from the phone only SSH and the web answer on TCP (all 65535 ports scanned)",
+          open_ports == [22, 80, 443] and "open 9999" in local,
+          f"{scan_out.splitlines()[-1] if scan_out else ''}: open {open_ports}; 9999 on loopback: {local.splitlines()[:1]}")
+    listening = sorted({int(m) for m in re.findall(r":(\d+)\s", dev.out("ss -ulnH | awk '{print $4\" \"}'"))})
+    probe = sorted(set(listening) | {67, 5353, 5355, 53, 9999})
+    local_udp = dev.out("/data/phone/wifi_phone udp 127.0.0.1 9999")
+    udp = dev.out(f"{phone} run /data/phone/wifi_phone udp 192.168.73.1 {' '.join(map(str, probe))}")
+    said = dict(l.split() for l in udp.splitlines() if len(l.split()) == 2)
+    check("wifi: on UDP only DHCP and mDNS: every other port the dashcam listens on is refused",
+          said.get("67") != "refused" and said.get("5353") != "refused"
+          and all(v == "refused" for p, v in said.items() if p not in ("67", "5353"))
+          and len(said) == len(probe) and local_udp == "9999 replied",
+          f"listening {listening}; from the phone: {udp.replace(chr(10), ', ')}; on loopback: {local_udp}")
+    # Past the dashcam: a host on another link of the dashcam, reachable
+    # from the dashcam itself; the phone, routed through the dashcam, even
+    # with forwarding switched on, does not get there.
+    dev.ssh(f"{phone} beyond && sysctl -q -w net.ipv4.ip_forward=1", timeout=120)
+    dev.ssh(f"{phone} run ip route add default via 192.168.73.1", timeout=60)
+    mine = dev.out("/data/phone/wifi_phone tcp-scan 10.73.0.2 7000 7000")
+    theirs = dev.out(f"{phone} run /data/phone/wifi_phone tcp-scan 10.73.0.2 7000 7000")
+    check("wifi: nothing past the dashcam is reachable from the phone",
+          "open 7000" in mine and "0 open" in theirs,
+          f"from the dashcam: {mine.splitlines()[-1:]}; from the phone: {theirs.splitlines()[-1:]}")
+    dev.ssh("sysctl -q -w net.ipv4.ip_forward=0", timeout=60)
+    # /healthz answers 200 only while every frame is being written.
+    healthy = dev.healthz()
+    check("wifi: blackbox is healthy (recording) after all of it", healthy == 200,
+          "/healthz 200" if healthy == 200 else dev.journal("blackbox"))
+    dev.cut()
+
+
+ALL = [wifi, good_update, refused, unhealthy_update, unwritable_update, power_cut_during_install,
        power_cut_before_commit]
 
 
@@ -492,6 +653,7 @@ def main():
     p.add_argument("--bundles", required=True)
     p.add_argument("--key", required=True, help="the rig's SSH private key (KEY.pub beside it)")
     p.add_argument("--only", action="append")
+    p.add_argument("--phone", help="wifi_phone, busybox and phone.sh for the wifi scenario")
     p.add_argument("--jobs", type=int, default=int(os.environ.get("OTA_JOBS", "2")),
                    help="scenarios run at once (each its own guest; default 2)")
     a = p.parse_args()
