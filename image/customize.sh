@@ -30,7 +30,7 @@ rm -rf "$tree/data" "$tree/boot/firmware"
 mkdir -p "$tree/data" "$tree/boot/firmware"
 for unit in blackbox-var.service blackbox-grow-data.service blackbox-health.service \
             blackbox-update.path blackbox-password-cleanup.path systemd-networkd.service ssh.service \
-            blackbox-ap.service systemd-resolved.service nftables.service; do
+            blackbox-wifi.service systemd-resolved.service nftables.service; do
   chroot "$tree" systemctl enable "$unit" >/dev/null 2>&1
 done
 # qemu-x86_64: only the modules of the board qemu emulates (virtio disk

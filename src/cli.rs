@@ -120,10 +120,10 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum WifiCommand {
-    /// Print hostapd's configuration for the access point (wifi.ap_file,
-    /// wifi.interface, wifi.country) on stdout; exit 2 if the settings
-    /// cannot make one, 3 if wifi.mode is off or client.
-    HostapdConf {
+    /// Run the radio's supervisor (as root; blackbox-wifi.service): the
+    /// access point (hostapd) or a known network (wpa_supplicant), as
+    /// wifi.mode says, until SIGTERM
+    Run {
         /// The service's config
         #[arg(
             long,
@@ -277,30 +277,9 @@ pub fn main() -> i32 {
 }
 
 fn wifi(cmd: WifiCommand) -> i32 {
-    use crate::config::WifiMode;
-    let WifiCommand::HostapdConf { config } = cmd;
-    let c = match Config::load(Some(&config), &Overrides::default()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("blackbox: {e}");
-            return 2;
-        }
-    };
-    if matches!(c.wifi.mode, WifiMode::Off | WifiMode::Client) {
-        eprintln!("blackbox: wifi.mode is not ap or auto: no access point");
-        return 3;
-    }
-    let Some(file) = c.wifi.ap_file.as_deref() else {
-        eprintln!("blackbox: no wifi.ap_file");
-        return 2;
-    };
-    match crate::wifi::load(file)
-        .and_then(|ap| crate::wifi::hostapd_conf(&ap, &c.wifi.interface, c.wifi.country.as_deref()))
-    {
-        Ok(conf) => {
-            print!("{conf}");
-            0
-        }
+    let WifiCommand::Run { config } = cmd;
+    match Config::load(Some(&config), &Overrides::default()) {
+        Ok(c) => crate::wifi::supervisor::run(&c.wifi),
         Err(e) => {
             eprintln!("blackbox: {e}");
             2

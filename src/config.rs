@@ -275,6 +275,17 @@ pub struct WifiConfig {
     pub interface: String,
     /// The access point's name and passphrase (src/wifi.rs), on /data.
     pub ap_file: Option<PathBuf>,
+    /// The owner's known networks (src/wifi/networks.rs), on /data.
+    pub networks_file: Option<PathBuf>,
+    /// In `auto`: how long a known network may be out of reach before the
+    /// access point opens again.
+    pub fallback_seconds: u64,
+    /// In `auto`, while the access point has no phone on it: how often to
+    /// look for a known network in range.
+    pub rescan_seconds: u64,
+    /// Where `blackbox wifi run` says what the radio is doing (read by the
+    /// page).
+    pub status_file: PathBuf,
 }
 
 /// The whole configuration.
@@ -341,6 +352,10 @@ impl Default for Config {
                 country: None,
                 interface: "wlan0".into(),
                 ap_file: None,
+                networks_file: None,
+                fallback_seconds: 60,
+                rescan_seconds: 300,
+                status_file: "/run/blackbox-wifi/status.json".into(),
             },
         }
     }
@@ -700,6 +715,39 @@ const FIELDS: &[Field] = &[
         flag: None,
         apply: |c, v| {
             c.wifi.ap_file = optional_path(v);
+            Ok(())
+        },
+    },
+    Field {
+        key: "wifi.networks_file",
+        flag: None,
+        apply: |c, v| {
+            c.wifi.networks_file = optional_path(v);
+            Ok(())
+        },
+    },
+    Field {
+        key: "wifi.fallback_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.wifi.fallback_seconds = number(v, 5, 86_400)? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "wifi.rescan_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.wifi.rescan_seconds = number(v, 10, 86_400)? as u64;
+            Ok(())
+        },
+    },
+    Field {
+        key: "wifi.status_file",
+        flag: None,
+        apply: |c, v| {
+            c.wifi.status_file =
+                optional_path(v).ok_or_else(|| "wifi.status_file cannot be empty".to_string())?;
             Ok(())
         },
     },

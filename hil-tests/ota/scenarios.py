@@ -568,11 +568,11 @@ def wifi(a):
           f"{ssid} for machine id ...{machine[-8:]}, passphrase of {len(passphrase[0]) if passphrase else 0} characters")
     if not (ssid and passphrase):
         return
-    enabled = dev.out("journalctl -b -u blackbox-ap -o short-monotonic --no-pager | grep -m1 AP-ENABLED")
+    enabled = dev.out("journalctl -b -u blackbox-wifi -o short-monotonic --no-pager | grep -m1 AP-ENABLED")
     at = re.match(r"\[\s*([0-9.]+)\]", enabled)
     check("wifi: hostapd opened the access point", at is not None,
           f"AP-ENABLED {float(at.group(1)):.1f} s after the kernel started" if at
-          else dev.journal("blackbox-ap"))
+          else dev.journal("blackbox-wifi"))
     dev.ssh(f"{phone} up", timeout=120)
     wrong = dev.ssh(f"{phone} join {ssid[0]} not-the-passphrase WPA-PSK", timeout=600)
     check("wifi: a wrong passphrase is refused", wrong.returncode == 1 and "refused" in wrong.stdout,

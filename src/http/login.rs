@@ -52,14 +52,14 @@ fn see_other(to: &'static str) -> Response<Body> {
 }
 
 /// The body, or the reply that says why it could not be had.
-async fn body(req: Request<Incoming>, busy: &Busy) -> Result<Bytes, BodyError> {
+pub(super) async fn body(req: Request<Incoming>, busy: &Busy) -> Result<Bytes, BodyError> {
     BodyReader::new(req.into_body(), busy)
         .collect(MAX_BODY)
         .await
 }
 
 /// The status for a body that could not be read.
-fn body_status(e: &BodyError) -> StatusCode {
+pub(super) fn body_status(e: &BodyError) -> StatusCode {
     match e {
         BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,

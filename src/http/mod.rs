@@ -35,6 +35,7 @@ mod respond;
 mod routes;
 mod status;
 mod update;
+mod wifi;
 
 use std::convert::Infallible;
 use std::net::TcpListener;

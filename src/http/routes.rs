@@ -64,6 +64,14 @@ pub async fn handle(
         (_, "/api/update") => return not_allowed("GET, HEAD, POST", &path),
         _ => {}
     }
+    let req = if path.starts_with("/api/wifi") {
+        match super::wifi::handle(req, state, busy).await {
+            Ok(res) => return res,
+            Err(req) => req,
+        }
+    } else {
+        req
+    };
     if let Some(res) =
         super::recordings::handle(req.method(), &path, query.as_deref(), req.headers(), state).await
     {

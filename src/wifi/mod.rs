@@ -8,8 +8,12 @@
 //! choosing to it.
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+pub mod networks;
+pub mod status;
+pub mod supervisor;
 
 /// What can be wrong with the access point's settings or their file.
 #[derive(Debug)]
@@ -131,7 +135,7 @@ pub fn new_access_point(machine_id: &str) -> Result<AccessPoint, WifiError> {
 
 /// The file on `/data`: two lines, `ssid=…` and `passphrase=…`.
 pub fn load(path: &Path) -> Result<AccessPoint, WifiError> {
-    let text = std::fs::read_to_string(path).map_err(|e| WifiError::Io(path.into(), e))?;
+    let text = read_own(path)?;
     let mut ssid = None;
     let mut passphrase = None;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -157,12 +161,38 @@ pub fn load(path: &Path) -> Result<AccessPoint, WifiError> {
     Ok(AccessPoint { ssid, passphrase })
 }
 
+/// A small file of this module's, never through a symbolic link (root
+/// reads the files the service user writes: a link could point it at any
+/// file of the system), at most 64 KiB.
+pub(crate) fn read_own(path: &Path) -> Result<String, WifiError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| WifiError::Io(path.into(), e))?;
+    let mut text = String::new();
+    f.take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| WifiError::Io(path.into(), e))?;
+    Ok(text)
+}
+
 /// Writes the file readable by its owner only, atomically (a temporary
 /// file, fsync, rename), after checking both values.
 pub fn save(path: &Path, ap: &AccessPoint) -> Result<(), WifiError> {
-    use std::os::unix::fs::OpenOptionsExt;
     check_ssid(&ap.ssid)?;
     check_passphrase(&ap.passphrase)?;
+    write_private(
+        path,
+        &format!("ssid={}\npassphrase={}\n", ap.ssid, ap.passphrase),
+    )
+}
+
+/// `text` in `path`, readable by its owner only, atomically (a temporary
+/// file, fsync, rename).
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), WifiError> {
+    use std::os::unix::fs::OpenOptionsExt;
     let tmp = path.with_extension("tmp");
     let io_err = |e| WifiError::Io(tmp.clone(), e);
     let _ = std::fs::remove_file(&tmp);
@@ -172,7 +202,7 @@ pub fn save(path: &Path, ap: &AccessPoint) -> Result<(), WifiError> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io_err)?;
-    f.write_all(format!("ssid={}\npassphrase={}\n", ap.ssid, ap.passphrase).as_bytes())
+    f.write_all(text.as_bytes())
         .and_then(|()| f.sync_all())
         .map_err(io_err)?;
     std::fs::rename(&tmp, path).map_err(|e| WifiError::Io(path.into(), e))
