@@ -141,7 +141,7 @@ cp "$deb" "$work/blackbox.deb"
 packages="systemd,systemd-sysv,udev,kmod,dbus,initramfs-tools,rauc,rauc-service,e2fsprogs,dosfstools"
 packages+=",fdisk,util-linux,procps,iproute2,openssh-server,adduser"
 # The owner's phone reaches the dashcam over its own access point.
-packages+=",hostapd,iw,wireless-regdb"
+packages+=",hostapd,iw,wireless-regdb,rfkill"
 # Found as blackbox.local (systemd-resolved's mDNS responder); only the web,
 # SSH, DHCP and mDNS answer on the Wi-Fi side (nftables; netbase's
 # /etc/protocols and /etc/services name what its rules say).

@@ -384,6 +384,17 @@ fn the_supervisor_opens_the_access_point_joins_a_known_network_and_falls_back() 
     );
     until("the status says so", || status()["state"] == "access-point");
 
+    // A file the page could not have written: the error shown, logged
+    // once however long it lasts, the access point kept.
+    std::fs::write(&known, "no tab here\n").unwrap();
+    until("the status shows the error", || {
+        status()["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("line 1 is not"))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(status()["state"], "access-point");
+
     // Stopped: its child with it.
     let child = child.0.take().unwrap();
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
@@ -397,4 +408,5 @@ fn the_supervisor_opens_the_access_point_joins_a_known_network_and_falls_back() 
         assert!(!said.contains(secret), "{secret} in the log:\n{said}");
     }
     assert!(said.contains("no known network for 5 s"), "{said}");
+    assert_eq!(said.matches("line 1 is not").count(), 1, "{said}");
 }

@@ -10,6 +10,11 @@
 #   phone.sh dhcp                      an address from the dashcam; prints it
 #                                      (udhcpc calls back: bound, renew...)
 #   phone.sh run CMD...                CMD inside the phone's namespace
+#   phone.sh in NS CMD...              CMD inside namespace NS
+#   phone.sh home SSID PASS            the owner's home network: hostapd on the
+#                                      third radio in namespace "home"
+#                                      (192.168.50.1, busybox udhcpd)
+#   phone.sh home-stop                 the home network goes away
 #   phone.sh beyond                    a host past the dashcam (a namespace on
 #                                      a veth, 10.73.0.2, listening on 7000)
 set -euo pipefail
@@ -71,6 +76,30 @@ run)
   shift
   in_ns "$@"
   ;;
+in)
+  shift
+  ip netns exec "$@"
+  ;;
+home)
+  ssid=$2 pass=$3
+  ip netns add home
+  phy=$(cat /sys/class/net/wlan2/phy80211/name)
+  iw phy "$phy" set netns name home
+  ip netns exec home ip link set lo up
+  ip netns exec home ip addr add 192.168.50.1/24 dev wlan2
+  ip netns exec home ip link set wlan2 up
+  ip netns exec home ip route add 224.0.0.0/4 dev wlan2
+  printf 'interface=wlan2\ndriver=nl80211\nssid=%s\nhw_mode=g\nchannel=1\nwpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\nwpa_passphrase=%s\n' \
+    "$ssid" "$pass" > /run/home-hostapd.conf
+  ip netns exec home hostapd -B -P /run/home-hostapd.pid /run/home-hostapd.conf >/dev/null
+  printf 'start 192.168.50.100\nend 192.168.50.150\ninterface wlan2\nlease_file /run/home-udhcpd.leases\npidfile /run/home-udhcpd.pid\noption subnet 255.255.255.0\n' \
+    > /run/home-udhcpd.conf
+  touch /run/home-udhcpd.leases
+  setsid -f ip netns exec home "$here/busybox" udhcpd -f /run/home-udhcpd.conf </dev/null >/dev/null 2>&1
+  ;;
+home-stop)
+  kill "$(cat /run/home-hostapd.pid)"
+  ;;
 beyond)
   ip netns add beyond
   ip link add vb0 type veth peer name vb1
@@ -84,7 +113,7 @@ beyond)
   setsid -f ip netns exec beyond "$here/wifi_phone" listen 7000 </dev/null >/dev/null 2>&1
   ;;
 *)
-  echo "usage: phone.sh up | join SSID PASS KEY_MGMT | dhcp | run CMD... | beyond" >&2
+  echo "usage: phone.sh up | join SSID PASS KEY_MGMT | dhcp | run CMD... | in NS CMD... | home SSID PASS | home-stop | beyond" >&2
   exit 2
   ;;
 esac

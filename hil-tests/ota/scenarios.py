@@ -490,7 +490,7 @@ def card_note(dev):
                    "cat /run/t/blackbox-password.txt; umount /run/t'")
 
 
-def through_phone(dev, ip, port, request, server_hostname, ctx):
+def through_phone(dev, ip, port, request, server_hostname, ctx, ns="phone"):
     """One HTTPS request sent from the phone's namespace inside the guest
     (wifi_phone pipe carries the TCP connection over SSH's stdin/stdout),
     with this host's TLS client at the end of it, trusting `ctx`: what a
@@ -499,7 +499,7 @@ def through_phone(dev, ip, port, request, server_hostname, ctx):
     proc = subprocess.Popen(
         ["ssh", "-i", dev.key, "-p", str(dev.ssh_port), "-o", "StrictHostKeyChecking=no",
          "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes",
-         "root@127.0.0.1", f"/data/phone/phone.sh run /data/phone/wifi_phone pipe {ip} {port}"],
+         "root@127.0.0.1", f"/data/phone/phone.sh in {ns} /data/phone/wifi_phone pipe {ip} {port}"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     near, far = socket.socketpair()
 
@@ -636,11 +636,110 @@ def wifi(a):
           "open 7000" in mine and "0 open" in theirs,
           f"from the dashcam: {mine.splitlines()[-1:]}; from the phone: {theirs.splitlines()[-1:]}")
     dev.ssh("sysctl -q -w net.ipv4.ip_forward=0", timeout=60)
+    wifi_changes(dev, ssid[0], passphrase[0], ctx)
     # /healthz answers 200 only while every frame is being written.
     healthy = dev.healthz()
     check("wifi: blackbox is healthy (recording) after all of it", healthy == 200,
           "/healthz 200" if healthy == 200 else dev.journal("blackbox"))
     dev.cut()
+
+
+def owner_api(dev, ctx, password, method, path, body=None):
+    """(status, parsed JSON or None) of a request to the dashcam's API
+    over HTTPS (the forwarded port), as the owner with the password."""
+    req = urllib.request.Request(
+        f"https://127.0.0.1:{dev.https_port}{path}", method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json",
+                 "Authorization": "Basic " + base64.b64encode(f"x:{password}".encode()).decode()})
+    try:
+        with urllib.request.urlopen(req, timeout=120, context=ctx) as r:
+            text = r.read()
+            return r.status, (json.loads(text) if text else None)
+    except Exception as e:
+        return getattr(e, "code", repr(e)), None
+
+
+def wifi_changes(dev, ssid, passphrase, ctx):
+    """The rest of the wifi scenario: a new passphrase from the API, the
+    home network joined in auto mode and lost again, the recorder's
+    counters before and after."""
+    phone = "/data/phone/phone.sh"
+    console = open(dev.fw.console_path, errors="replace").read()
+    password = (re.findall(r"the dashcam's password is (\S+)", console) or ["?"])[-1]
+
+    def counters():
+        code, st = owner_api(dev, ctx, password, "GET", "/api/status")
+        if code != 200:
+            return None
+        rec = st["recorder"]
+        return {"captured": st["frames"]["captured"], "written": rec["frames_written"],
+                "dropped": rec["dropped"], "lost": rec["frames_lost"]}
+
+    def journal_has(text, unit="blackbox-wifi", limit=900):
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < limit:
+            if text in dev.out(f"journalctl -b -u {unit} --no-pager -o cat"):
+                return time.monotonic() - t0
+            time.sleep(2)
+        return None
+
+    before = counters()
+    # A new passphrase from the page's API: hostapd restarts with it.
+    new = "new-passphrase-2026"
+    code, _ = owner_api(dev, ctx, password, "POST", "/api/wifi/access-point", {"passphrase": new})
+    took = journal_has("opened (its name or passphrase changed)")
+    check("wifi: a new passphrase from the API restarts the access point, no reboot",
+          code == 204 and took is not None, f"POST {code}; restarted {took and round(took)} s later")
+    old = dev.ssh(f"{phone} join {ssid} {passphrase} WPA-PSK", timeout=600)
+    check("wifi: the old passphrase is refused", old.returncode == 1 and "refused" in old.stdout,
+          (old.stdout + old.stderr).strip()[-200:])
+    joined = dev.ssh(f"{phone} join {ssid} {new} SAE", timeout=600)
+    check("wifi: the new one joins", joined.returncode == 0, (joined.stdout + joined.stderr).strip()[-200:])
+
+    # The owner's home network, added in the page: in auto mode the
+    # dashcam joins it and is found there.
+    dev.ssh(f"{phone} home home-net home-passphrase-1", timeout=120)
+    t0 = time.monotonic()
+    code, _ = owner_api(dev, ctx, password, "POST", "/api/wifi/networks",
+                        {"ssid": "home-net", "passphrase": "home-passphrase-1"})
+    home_ip = ""
+    while time.monotonic() - t0 < 900 and not home_ip.startswith("192.168.50."):
+        time.sleep(2)
+        home_ip = dev.out("ip -4 -o addr show wlan0 | awk '{print $4}' | cut -d/ -f1")
+    check("wifi: auto mode joins a known network in range (added from the API) and leases an address there",
+          code == 204 and home_ip.startswith("192.168.50."),
+          f"POST {code}; wlan0 {home_ip or 'no address'} {time.monotonic() - t0:.0f} s later; "
+          f"{dev.journal('blackbox-wifi')[-300:]}")
+    code, w = owner_api(dev, ctx, password, "GET", "/api/wifi")
+    st = (w or {}).get("status") or {}
+    check("wifi: the API says which network it joined, and its signal",
+          st.get("state") == "client" and st.get("ssid") == "home-net" and st.get("connected")
+          and isinstance(st.get("signal_dbm"), int), str(st))
+    found = dev.out(f"{phone} in home /data/phone/wifi_phone mdns blackbox.local 120")
+    check("wifi: on the home network blackbox.local is found over mDNS",
+          found.startswith(f"{home_ip} "), f"{found} (its address there: {home_ip})")
+    got = through_phone(dev, home_ip, 443,
+                        b"GET /healthz HTTP/1.1\r\nHost: blackbox.local\r\nConnection: close\r\n\r\n",
+                        "blackbox.local", ctx, ns="home")
+    check("wifi: and answers HTTPS there, the certificate verified",
+          got.startswith(b"HTTP/1.1 200"), got.decode(errors="replace").splitlines()[0] if got else "")
+
+    # The home network goes away: the access point comes back after
+    # wifi.fallback_seconds (60 on the appliance), and the phone joins it.
+    dev.ssh(f"{phone} home-stop", timeout=60)
+    back = journal_has("opened (no known network for 60 s)")
+    check("wifi: when the known network goes away, the access point opens again",
+          back is not None, f"{back:.0f} s after the home network went (fallback_seconds 60)"
+          if back is not None else dev.journal("blackbox-wifi")[-300:])
+    again = dev.ssh(f"{phone} join {ssid} {new} WPA-PSK", timeout=600)
+    check("wifi: and the phone joins it again", again.returncode == 0,
+          (again.stdout + again.stderr).strip()[-200:])
+    after = counters()
+    check("wifi: recording counted every frame throughout (none dropped or lost)",
+          before and after and after["written"] > before["written"] and after["captured"] > before["captured"]
+          and after["dropped"] == before["dropped"] and after["lost"] == before["lost"],
+          f"before {before}; after {after}")
 
 
 ALL = [wifi, good_update, refused, unhealthy_update, unwritable_update, power_cut_during_install,

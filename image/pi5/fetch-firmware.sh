@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Downloads Raspberry Pi's packages that the pi5 image needs into DIR, for
 # `image/build.sh pi5 --firmware DIR`: the Pi 5 kernel (linux-image-rpi-2712
-# and the versioned package it pulls in) and rpicam-apps-lite with the
-# libcamera packages it needs. Only packages that come from Raspberry Pi's
+# and the versioned package it pulls in), rpicam-apps-lite with the
+# libcamera packages it needs, and firmware-brcm80211 (the firmware, CLM
+# blob and board files of the Pi 5's CYW43455 Wi-Fi radio, brcmfmac). Only packages that come from Raspberry Pi's
 # archive land in DIR; their Debian dependencies come from Debian when the
 # image is built. Run where Raspberry Pi's archive can be reached (the
 # release and hil workflows' runners); these development machines cannot.
@@ -18,7 +19,7 @@ set -euo pipefail
 dir=${1:?usage: fetch-firmware.sh DIR [PACKAGE...]}
 shift
 packages=("$@")
-[ "${#packages[@]}" -gt 0 ] || packages=(linux-image-rpi-2712 rpicam-apps-lite)
+[ "${#packages[@]}" -gt 0 ] || packages=(linux-image-rpi-2712 rpicam-apps-lite firmware-brcm80211)
 archive=${BLACKBOX_PI_ARCHIVE:-http://archive.raspberrypi.com/debian}
 key_url=https://archive.raspberrypi.com/debian/raspberrypi.gpg.key
 fingerprint=CF8A1AF502A2AA2D763BAE7E82B129927FA3303E

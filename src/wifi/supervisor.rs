@@ -1,6 +1,7 @@
 //! `blackbox wifi run`: the radio's supervisor, a process of its own
-//! (root, in `blackbox-wifi.service`), apart from the recorder, so that
-//! nothing the radio does can stop or slow recording. It runs hostapd
+//! (`blackbox-wifi.service`: the service user with CAP_NET_ADMIN and
+//! CAP_NET_RAW, never root), apart from the recorder, so that nothing the
+//! radio does can stop or slow recording. It runs hostapd
 //! (the access point) or wpa_supplicant (a known network) as its child,
 //! one at a time, and decides between them by `wifi.mode`:
 //!
@@ -14,8 +15,11 @@
 //! It re-reads the access point's file and the known networks every
 //! second (the page writes them as the service user): a new passphrase
 //! restarts hostapd at once, no reboot. What it is doing goes to
-//! `wifi.status_file` for the page. It reads the files the service user
-//! writes without following links (`super::read_own`).
+//! `wifi.status_file` for the page. It reads those files without
+//! following links (`super::read_own`), should it ever run as another
+//! user than the one that writes them. A file it cannot read is logged
+//! once (and again when the reason changes), and the radio keeps what it
+//! had.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -52,6 +56,10 @@ struct Supervisor {
     rescan_now: bool,
     since: u64,
     status: WifiStatus,
+    /// The last error of each file (logged once until it changes).
+    file_errors: [Option<String>; 2],
+    /// Why the role's program could not be started, if it could not.
+    start_error: Option<String>,
     /// Times the child ended on its own (logged once, then counted).
     child_failures: u64,
     restart_at: Option<Instant>,
@@ -90,6 +98,8 @@ pub fn run(cfg: &WifiConfig) -> i32 {
         rescan_now: false,
         since: now_unix(),
         status: WifiStatus::default(),
+        file_errors: [None, None],
+        start_error: None,
         child_failures: 0,
         restart_at: None,
     };
@@ -137,37 +147,43 @@ impl Supervisor {
     /// Re-reads both files; true if what the current role uses changed.
     fn reload(&mut self) -> bool {
         let mut changed = false;
-        if let Some(file) = &self.cfg.ap_file {
-            match super::load(file) {
+        if let Some(file) = self.cfg.ap_file.clone() {
+            match super::load(&file) {
                 Ok(ap) => {
+                    self.note(0, None);
                     if self.ap.as_ref() != Some(&ap) {
                         changed |= self.role == Role::AccessPoint && self.ap.is_some();
                         self.ap = Some(ap);
                     }
                 }
-                Err(e) => self.note_error(&e),
+                Err(e) => self.note(0, Some(&e)),
             }
         }
-        if let Some(file) = &self.cfg.networks_file {
-            match networks::load(file) {
+        if let Some(file) = self.cfg.networks_file.clone() {
+            match networks::load(&file) {
                 Ok(list) => {
+                    self.note(1, None);
                     if list != self.networks {
                         changed |= self.role == Role::Client;
                         self.rescan_now = true;
                         self.networks = list;
                     }
                 }
-                Err(e) => self.note_error(&e),
+                Err(e) => self.note(1, Some(&e)),
             }
         }
         changed
     }
 
-    fn note_error(&mut self, e: &WifiError) {
-        let text = e.to_string();
-        if self.status.error.as_deref() != Some(text.as_str()) {
-            warn!("wifi: {text}");
-            self.status.error = Some(text);
+    /// A file's error (or none): logged when it first appears or changes,
+    /// and shown in the status while it lasts.
+    fn note(&mut self, which: usize, e: Option<&WifiError>) {
+        let text = e.map(ToString::to_string);
+        if text != self.file_errors[which] {
+            if let Some(t) = &text {
+                warn!("wifi: {t}");
+            }
+            self.file_errors[which] = text;
         }
     }
 
@@ -180,6 +196,7 @@ impl Supervisor {
         self.restart_at = None;
         match self.start(role) {
             Ok(child) => {
+                self.start_error = None;
                 self.child = Some(child);
                 match role {
                     Role::AccessPoint => info!(
@@ -194,7 +211,7 @@ impl Supervisor {
             }
             Err(e) => {
                 warn!("wifi: could not start the {role:?}: {e}");
-                self.status.error = Some(e);
+                self.start_error = Some(e);
                 self.restart_at = Some(Instant::now() + Duration::from_secs(5));
             }
         }
@@ -253,9 +270,9 @@ impl Supervisor {
 
     /// Whether a known network is in range (a scan; with `ap_force` while
     /// the access point stays up).
+    /// A scan that fails (the radio busy) leaves a pending one pending.
     fn known_in_range(&mut self, ap_force: bool) -> bool {
         self.last_scan = Some(Instant::now());
-        self.rescan_now = false;
         let mut args = vec!["dev", self.cfg.interface.as_str(), "scan"];
         if ap_force {
             args.push("ap-force");
@@ -263,6 +280,7 @@ impl Supervisor {
         let Ok(out) = run_quiet("iw", &args) else {
             return false;
         };
+        self.rescan_now = false;
         let seen = ssids_in_scan(&out);
         self.networks.iter().any(|n| seen.contains(&n.ssid))
     }
@@ -295,12 +313,12 @@ impl Supervisor {
                 let clients = run_quiet("iw", &["dev", &self.cfg.interface, "station", "dump"])
                     .map(|o| count_stations(&o))
                     .unwrap_or(0);
-                let due = self
-                    .last_scan
-                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(self.cfg.rescan_seconds));
+                let since_scan = self.last_scan.map(|t| t.elapsed());
+                let due = |d: u64| since_scan.is_none_or(|e| e >= Duration::from_secs(d));
                 if mode == WifiMode::Auto
                     && !self.networks.is_empty()
-                    && (self.rescan_now || (clients == 0 && due))
+                    && ((self.rescan_now && due(5))
+                        || (clients == 0 && due(self.cfg.rescan_seconds)))
                     && self.known_in_range(true)
                 {
                     self.become_(Role::Client, "a known network is in range");
@@ -352,7 +370,10 @@ impl Supervisor {
     fn publish(&mut self, mut next: WifiStatus) {
         next.since = self.since;
         if next.error.is_none() {
-            next.error = self.status.error.clone();
+            next.error = self
+                .start_error
+                .clone()
+                .or_else(|| self.file_errors.iter().flatten().next().cloned());
         }
         if next != self.status {
             if let Err(e) = status::write(&self.cfg.status_file, &next) {
