@@ -5,7 +5,10 @@ chromedriver through Selenium) against the real blackbox binary, at a phone's
 and the recordings fit the width (nothing scrolls sideways), logging in works,
 the live image shows frames (the test pattern moves, so two captures of it
 differ); a dashcam still on its first-boot password shows nothing but the
-form that replaces it, and the owner's new password then logs in; the page runs under its Content-Security-Policy
+form that replaces it, and the owner's new password then logs in; the Wi-Fi
+panel shows the access point's name, passphrase and phones, and a known
+network added in its form is listed by name as text (markup in a name stays
+text) and forgotten again; the page runs under its Content-Security-Policy
 without a single violation in the browser's log, and a page from another
 origin cannot frame it. A wait that runs out is a failed check, named.
 Prints a line per check and "N passed, M failed".
@@ -108,16 +111,53 @@ def sideways(d):
         "return [document.scrollingElement.scrollWidth, window.innerWidth]")
 
 
+def wifi_panel(d, width, ssid, passphrase):
+    """The Wi-Fi panel: the access point's name and passphrase, what the
+    radio does; a known network added from its form is listed by name,
+    as text (a name is anybody's choice: markup in it stays text), and
+    forgotten again."""
+    d.find_element(By.ID, "tab-live").click()
+    d.execute_script("document.getElementById('wifi').scrollIntoView()")
+    if not waited(d, f"{width} px: the Wi-Fi panel shows the access point",
+                  lambda d: d.find_element(By.ID, "w-ap").text == ssid):
+        return
+    shown = (d.find_element(By.ID, "w-pass").text, d.find_element(By.ID, "w-state").text)
+    check(f"{width} px: the Wi-Fi panel shows the passphrase and the phones on it",
+          shown == (passphrase, "access point, 1 phone"), str(shown))
+    name = f"<b>home</b> {width}"
+    d.find_element(By.ID, "w-net-ssid").send_keys(name)
+    d.find_element(By.ID, "w-net-pass").send_keys("home passphrase")
+    d.find_element(By.CSS_SELECTOR, "#wifi-net-form button").click()
+    if waited(d, f"{width} px: a known network added in the page is listed",
+              lambda d: name in d.find_element(By.ID, "w-known").text):
+        items = d.find_elements(By.CSS_SELECTOR, "#w-known li")
+        check(f"{width} px: its name shows as text, never as markup",
+              not d.find_elements(By.CSS_SELECTOR, "#w-known b") and "home passphrase" not in
+              d.find_element(By.ID, "wifi").text, f"{len(items)} listed")
+        items[-1].find_element(By.TAG_NAME, "button").click()
+        waited(d, f"{width} px: and forgotten again",
+               lambda d: name not in d.find_element(By.ID, "w-known").text)
+    w, v = sideways(d)
+    check(f"{width} px: the page with the Wi-Fi panel fits", w <= v, f"{w} px in a {v} px view")
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="blackbox-page-")
     pw_file = os.path.join(tmp, "password")
-    out = subprocess.run([BIN, "firstboot", "--password-file", pw_file],
+    wifi_ap = os.path.join(tmp, "wifi-ap")
+    out = subprocess.run([BIN, "firstboot", "--password-file", pw_file, "--wifi-ap", wifi_ap],
                          capture_output=True, text=True, check=True)
     first_password = password = re.search(r"password is (\S+)", out.stdout).group(1)
+    ap_ssid, ap_pass = re.search(r"Wi-Fi is (\S+), passphrase (\S+)", out.stdout).groups()
     new_password = "the owner's own password"
     cfg = os.path.join(tmp, "blackbox.toml")
+    status = os.path.join(tmp, "wifi-status.json")
+    with open(status, "w") as f:
+        f.write('{"state": "access-point", "ssid": "%s", "clients": 1, "since": 1}' % ap_ssid)
     with open(cfg, "w") as f:
-        f.write("[record]\nsegment_seconds = 2\n")
+        f.write("[record]\nsegment_seconds = 2\n"
+                f'[wifi]\nmode = "auto"\nap_file = "{wifi_ap}"\n'
+                f'networks_file = "{os.path.join(tmp, "wifi-networks")}"\nstatus_file = "{status}"\n')
     server = subprocess.Popen(
         [BIN, "run", "--listen", "127.0.0.1:0", "--config", cfg, "--data",
          os.path.join(tmp, "data"), "--password-file", pw_file,
@@ -187,6 +227,7 @@ def main():
                               lambda d: len(d.find_elements(By.CSS_SELECTOR, ".seg")) >= 2, timeout=30):
                         w, v = sideways(d)
                         check(f"{width} px: the recordings fit", w <= v, f"{w} px in a {v} px view")
+                wifi_panel(d, width, ap_ssid, ap_pass)
                 d.save_screenshot(os.path.join(tempfile.gettempdir(), f"blackbox-page-{width}.png"))
                 bad = csp_violations(d)
                 check(f"{width} px: the page runs under its Content-Security-Policy", not bad,

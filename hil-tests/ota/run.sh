@@ -5,7 +5,8 @@
 # never becomes healthy), old (0.9.0) and forged (1.1.0 signed by a key the
 # device does not trust). Then: the image's layout (hil-tests/image/layout.py);
 # scenarios.py, which boots fresh copies of the image under the firmware
-# stand-in through each update scenario; fatcut.py, a power cut at every
+# stand-in through each update scenario and the Wi-Fi one (a phone and a
+# home network on simulated radios); fatcut.py, a power cut at every
 # write of an autoboot.txt commit; and the Pi 5 rig's cases on this image
 # (hil-tests/pi5, --board qemu). Ends with one "N passed, M failed" over
 # all of them; exits non-zero on any failure.
@@ -78,7 +79,8 @@ cp "${CARGO_TARGET_DIR:-$root/target}/debug/examples/wifi_phone" "$here/phone.sh
 if [ ! -x "$phone/busybox" ]; then
   unpack=$(mktemp -d)
   chmod 755 "$unpack"
-  (cd "$unpack" && apt-get download -qq busybox-static 2>/dev/null)
+  (cd "$unpack" && { apt-get download -qq busybox-static 2>/dev/null ||
+    { "${sudo_cmd[@]}" apt-get update -qq && apt-get download -qq busybox-static; }; })
   dpkg-deb -x "$unpack"/busybox-static_*.deb "$unpack/tree"
   cp "$unpack/tree/bin/busybox" "$phone/busybox"
   rm -rf "$unpack"

@@ -52,14 +52,30 @@ fn see_other(to: &'static str) -> Response<Body> {
 }
 
 /// The body, or the reply that says why it could not be had.
-pub(super) async fn body(req: Request<Incoming>, busy: &Busy) -> Result<Bytes, BodyError> {
+async fn body(req: Request<Incoming>, busy: &Busy) -> Result<Bytes, BodyError> {
     BodyReader::new(req.into_body(), busy)
         .collect(MAX_BODY)
         .await
 }
 
+/// A JSON body of type `T`, or the reply that says why there is none
+/// (`usage`: what the route expects).
+pub(super) async fn json_body<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    busy: &Busy,
+    usage: &str,
+) -> Result<T, Response<Body>> {
+    let path = req.uri().path().to_string();
+    let sent = match body(req, busy).await {
+        Ok(b) => b,
+        Err(e) => return Err(json_error(body_status(&e), &e.to_string(), &path)),
+    };
+    serde_json::from_slice::<T>(&sent)
+        .map_err(|_| json_error(StatusCode::BAD_REQUEST, usage, &path))
+}
+
 /// The status for a body that could not be read.
-pub(super) fn body_status(e: &BodyError) -> StatusCode {
+fn body_status(e: &BodyError) -> StatusCode {
     match e {
         BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         BodyError::TooSlow { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -195,16 +211,9 @@ pub async fn change(
     if let Err(refused) = auth.limiter.check(peer) {
         return super::guard::too_many(refused.wait(), &path);
     }
-    let sent = match body(req, busy).await {
-        Ok(b) => b,
-        Err(e) => return json_error(body_status(&e), &e.to_string(), &path),
-    };
-    let Ok(c) = serde_json::from_slice::<Change>(&sent) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"current\": ..., \"new\": ...}",
-            &path,
-        );
+    let c: Change = match json_body(req, busy, "expected {\"current\": ..., \"new\": ...}").await {
+        Ok(c) => c,
+        Err(res) => return res,
     };
     if let Err(refused) = auth.limiter.begin(peer) {
         return super::guard::too_many(refused.wait(), &path);

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use serde::Deserialize;
 
-use super::login::{body, body_status};
+use super::login::json_body;
 use super::respond::{Body, json, json_error, no_store, not_allowed, respond};
 use crate::config::WifiMode;
 use crate::net::Busy;
@@ -108,16 +108,15 @@ async fn change_ap(req: Request<Incoming>, state: &AppState, busy: &Busy) -> Res
             &path,
         );
     };
-    let sent = match body(req, busy).await {
-        Ok(b) => b,
-        Err(e) => return json_error(body_status(&e), &e.to_string(), &path),
-    };
-    let Ok(c) = serde_json::from_slice::<ApChange>(&sent) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"ssid\": ..., \"passphrase\": ...} (either may be left out)",
-            &path,
-        );
+    let c: ApChange = match json_body(
+        req,
+        busy,
+        "expected {\"ssid\": ..., \"passphrase\": ...} (either may be left out)",
+    )
+    .await
+    {
+        Ok(c) => c,
+        Err(res) => return res,
     };
     let saved = smol::unblock(move || {
         let old = wifi_files::load(&file)?;
@@ -151,17 +150,11 @@ async fn change_networks(
             &path,
         );
     };
-    let sent = match body(req, busy).await {
-        Ok(b) => b,
-        Err(e) => return json_error(body_status(&e), &e.to_string(), &path),
-    };
-    let Ok(c) = serde_json::from_slice::<NetworkChange>(&sent) else {
-        return json_error(
-            StatusCode::BAD_REQUEST,
-            "expected {\"ssid\": ..., \"passphrase\": ...}",
-            &path,
-        );
-    };
+    let c: NetworkChange =
+        match json_body(req, busy, "expected {\"ssid\": ..., \"passphrase\": ...}").await {
+            Ok(c) => c,
+            Err(res) => return res,
+        };
     let ssid = c.ssid.clone();
     let result = smol::unblock(move || -> Result<bool, crate::wifi::WifiError> {
         let list = networks::load(&file)?;
