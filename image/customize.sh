@@ -20,6 +20,12 @@ elif [ "$profile" = qemu-x86_64 ]; then
     "$tree/etc/blackbox/blackbox.toml"
   grep -q '^fps = 10$' "$tree/etc/blackbox/blackbox.toml"
 fi
+# The appliance runs its own Wi-Fi (blackbox-wifi.service): the access
+# point, or a known network in range.
+if [ -z "$config" ]; then
+  sed -i 's/^mode = "off"$/mode = "auto"/' "$tree/etc/blackbox/blackbox.toml"
+  grep -q '^mode = "auto"$' "$tree/etc/blackbox/blackbox.toml"
+fi
 printf 'IMAGE_ID=blackbox\nIMAGE_VERSION=%s\nVARIANT_ID=%s\n' "$version" "$profile" >> "$tree/usr/lib/os-release"
 echo blackbox > "$tree/etc/hostname"
 # Empty: systemd makes an id at the first boot; /data keeps it after.
