@@ -239,7 +239,10 @@ fn stand_ins(dir: &std::path::Path) {
         (
             "hostapd",
             format!(
-                "#!/bin/sh\necho \"hostapd $(sed -n 's/^wpa_passphrase=//p' \"$1\")\" >> \"{d}/log\"\n\
+                "#!/bin/sh\nif grep -q 'SAE' \"$1\" && [ -e \"{d}/no-sae\" ]; then \
+                 echo 'hostapd refused SAE' >> \"{d}/log\"; exit 1; fi\n\
+                 echo \"hostapd $(sed -n 's/^wpa_passphrase=//p' \"$1\")\" >> \"{d}/log\"\n\
+                 echo 'wlan0: AP-ENABLED'\n\
                  trap 'echo hostapd stopped >> \"{d}/log\"; exit 0' TERM\nwhile :; do sleep 0.1; done\n"
             ),
         ),
@@ -409,4 +412,59 @@ fn the_supervisor_opens_the_access_point_joins_a_known_network_and_falls_back() 
     }
     assert!(said.contains("no known network for 5 s"), "{said}");
     assert_eq!(said.matches("line 1 is not").count(), 1, "{said}");
+}
+
+#[test]
+fn a_radio_that_cannot_do_wpa3_gets_wpa2_alone() {
+    let dir = TempDir::new("wifi-no-sae");
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    stand_ins(&bin);
+    std::fs::write(bin.join("no-sae"), "").unwrap();
+    let ap = dir.0.join("wifi-ap");
+    std::fs::write(&ap, format!("ssid=blackbox-3F9A\npassphrase={AP_PASS}\n")).unwrap();
+    let status_file = dir.0.join("status.json");
+    let config = common::config_file(
+        &dir,
+        &format!(
+            "[wifi]\nmode = \"ap\"\nap_file = \"{}\"\nstatus_file = \"{}\"\n",
+            ap.display(),
+            status_file.display()
+        ),
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut child = Reaped(Some(
+        std::process::Command::new(common::BIN)
+            .args(["wifi", "run", "--config", &config])
+            .env("PATH", path)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let log = || std::fs::read_to_string(bin.join("log")).unwrap_or_default();
+    until("the access point opens with WPA2 alone", || {
+        log() == format!("hostapd refused SAE\nhostapd {AP_PASS}\n")
+    });
+    let conf = std::fs::read_to_string(dir.0.join("hostapd.conf")).unwrap();
+    assert!(conf.contains("wpa_key_mgmt=WPA-PSK\n"), "{conf}");
+    let child = child.0.take().unwrap();
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        said.matches("WPA2 alone on this radio").count(),
+        1,
+        "{said}"
+    );
+    assert!(
+        said.contains("wlan0: AP-ENABLED"),
+        "hostapd's lines reach the log: {said}"
+    );
 }

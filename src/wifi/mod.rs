@@ -209,14 +209,16 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), WifiError> {
 }
 
 /// hostapd's configuration for the access point on `interface`: 2.4 GHz
-/// channel 6 (every phone has it), WPA2-PSK and WPA3-SAE in transition
-/// mode (management frames protected where the phone can), and the
-/// regulatory country when one is set (without it the kernel's world
-/// domain applies: the most restrictive channels and powers).
+/// channel 6 (every phone has it), WPA2-PSK, and with `sae` WPA3-SAE
+/// beside it in transition mode (management frames protected where the
+/// phone can), and the regulatory country when one is set (without it the
+/// kernel's world domain applies: the most restrictive channels and
+/// powers).
 pub fn hostapd_conf(
     ap: &AccessPoint,
     interface: &str,
     country: Option<&str>,
+    sae: bool,
 ) -> Result<String, WifiError> {
     check_ssid(&ap.ssid)?;
     check_passphrase(&ap.passphrase)?;
@@ -233,9 +235,11 @@ pub fn hostapd_conf(
     }
     let mut conf = format!(
         "interface={interface}\ndriver=nl80211\nssid={}\nhw_mode=g\nchannel=6\n\
-         wmm_enabled=1\nauth_algs=1\nwpa=2\nwpa_key_mgmt=WPA-PSK SAE\n\
+         wmm_enabled=1\nauth_algs=1\nwpa=2\nwpa_key_mgmt=WPA-PSK{}\n\
          rsn_pairwise=CCMP\nieee80211w=1\nwpa_passphrase={}\n",
-        ap.ssid, ap.passphrase
+        ap.ssid,
+        if sae { " SAE" } else { "" },
+        ap.passphrase
     );
     if let Some(c) = country {
         let c = check_country(c)?;
@@ -260,10 +264,12 @@ mod tests {
             ssid: "blackbox-3F9A".into(),
             passphrase: "abcd-efgh-jkmn-pqrs".into(),
         };
-        let conf = hostapd_conf(&good, "wlan0", Some("gb")).unwrap();
+        let conf = hostapd_conf(&good, "wlan0", Some("gb"), true).unwrap();
         assert!(conf.contains("ssid=blackbox-3F9A\n"));
         assert!(conf.contains("country_code=GB\nieee80211d=1\n"));
         assert!(conf.contains("wpa_key_mgmt=WPA-PSK SAE\n"));
+        let wpa2 = hostapd_conf(&good, "wlan0", None, false).unwrap();
+        assert!(wpa2.contains("wpa_key_mgmt=WPA-PSK\n") && !wpa2.contains("country"));
         for (ssid, pass) in [
             ("car\nwpa=0", "abcd-efgh-jkmn-pqrs"),
             ("blackbox", "abcdefgh\nwpa=0"),
@@ -277,12 +283,12 @@ mod tests {
                 passphrase: pass.into(),
             };
             assert!(
-                hostapd_conf(&ap, "wlan0", None).is_err(),
+                hostapd_conf(&ap, "wlan0", None, true).is_err(),
                 "{ssid:?} {pass:?}"
             );
         }
-        assert!(hostapd_conf(&good, "wlan0\nx", None).is_err());
-        assert!(hostapd_conf(&good, "wlan0", Some("GBR")).is_err());
+        assert!(hostapd_conf(&good, "wlan0\nx", None, true).is_err());
+        assert!(hostapd_conf(&good, "wlan0", Some("GBR"), true).is_err());
     }
 
     #[test]

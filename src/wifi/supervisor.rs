@@ -12,6 +12,11 @@
 //!   a known network out of reach for `wifi.fallback_seconds` opens the
 //!   access point again, so the owner can always reach the dashcam.
 //!
+//! The access point offers WPA3-SAE beside WPA2 where the radio can: a
+//! radio whose hostapd ends before it says AP-ENABLED with SAE on (a
+//! full-MAC radio without SAE in AP mode) gets WPA2 alone from then on,
+//! said once in the log.
+//!
 //! It re-reads the access point's file and the known networks every
 //! second (the page writes them as the service user): a new passphrase
 //! restarts hostapd at once, no reboot. What it is doing goes to
@@ -60,6 +65,12 @@ struct Supervisor {
     file_errors: [Option<String>; 2],
     /// Why the role's program could not be started, if it could not.
     start_error: Option<String>,
+    /// Offer WPA3-SAE beside WPA2 (until hostapd fails to start with it).
+    sae: bool,
+    /// hostapd said AP-ENABLED since it was last started.
+    ap_enabled: Arc<AtomicBool>,
+    /// The thread that reads hostapd's lines (ends with them).
+    ap_reader: Option<std::thread::JoinHandle<()>>,
     /// Times the child ended on its own (logged once, then counted).
     child_failures: u64,
     restart_at: Option<Instant>,
@@ -100,6 +111,9 @@ pub fn run(cfg: &WifiConfig) -> i32 {
         status: WifiStatus::default(),
         file_errors: [None, None],
         start_error: None,
+        sae: true,
+        ap_enabled: Arc::new(AtomicBool::new(false)),
+        ap_reader: None,
         child_failures: 0,
         restart_at: None,
     };
@@ -217,13 +231,17 @@ impl Supervisor {
         }
     }
 
-    fn start(&self, role: Role) -> Result<Child, String> {
+    fn start(&mut self, role: Role) -> Result<Child, String> {
         let (program, conf_name, conf) = match role {
             Role::AccessPoint => {
                 let ap = self.ap.as_ref().ok_or("no access point file")?;
-                let conf =
-                    super::hostapd_conf(ap, &self.cfg.interface, self.cfg.country.as_deref())
-                        .map_err(|e| e.to_string())?;
+                let conf = super::hostapd_conf(
+                    ap,
+                    &self.cfg.interface,
+                    self.cfg.country.as_deref(),
+                    self.sae,
+                )
+                .map_err(|e| e.to_string())?;
                 ("hostapd", "hostapd.conf", conf)
             }
             Role::Client => {
@@ -241,10 +259,30 @@ impl Supervisor {
                 .args(["-D", "nl80211", "-i", &self.cfg.interface, "-c"])
                 .arg(&path),
         };
-        // Its own lines go to the journal beside this process's.
-        cmd.stdin(Stdio::null())
+        cmd.stdin(Stdio::null());
+        if role == Role::Client {
+            // Its own lines go to the journal beside this process's.
+            return cmd.spawn().map_err(|e| format!("{program}: {e}"));
+        }
+        // hostapd's lines too, read on the way for AP-ENABLED.
+        self.ap_enabled.store(false, Ordering::Relaxed);
+        let mut child = cmd
+            .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| format!("{program}: {e}"))
+            .map_err(|e| format!("{program}: {e}"))?;
+        if let Some(out) = child.stdout.take() {
+            let enabled = self.ap_enabled.clone();
+            self.ap_reader = Some(std::thread::spawn(move || {
+                use std::io::BufRead;
+                for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                    if line.contains("AP-ENABLED") {
+                        enabled.store(true, Ordering::Relaxed);
+                    }
+                    eprintln!("{line}");
+                }
+            }));
+        }
+        Ok(child)
     }
 
     fn stop_child(&mut self) {
@@ -293,6 +331,24 @@ impl Supervisor {
             && let Ok(Some(how)) = child.try_wait()
         {
             self.child = None;
+            // Every line hostapd wrote before it ended, read.
+            if let Some(reader) = self.ap_reader.take() {
+                let _ = reader.join();
+            }
+            if self.role == Role::AccessPoint
+                && self.sae
+                && !self.ap_enabled.load(Ordering::Relaxed)
+            {
+                // Never enabled with SAE: this radio cannot do it as an
+                // access point. WPA2 alone, at once.
+                self.sae = false;
+                warn!(
+                    "wifi: hostapd ended ({how}) before the access point was enabled with \
+                     WPA3-SAE beside WPA2: WPA2 alone on this radio from now on"
+                );
+                self.become_(Role::AccessPoint, "WPA2 alone");
+                return;
+            }
             self.child_failures += 1;
             if self.child_failures == 1 || self.child_failures.is_power_of_two() {
                 warn!(
