@@ -238,7 +238,7 @@ mkdir -p "$work/bootcfg"
 printf '[all]\ntryboot_a_b=1\nboot_partition=2\n[tryboot]\nboot_partition=3\n' > "$work/bootcfg/autoboot.txt"
 fat "$work/bootcfg.vfat" 32 BOOTCFG "$work/bootcfg"
 mkdir -p "$work/data"
-mke2fs -q -t ext4 -L data -d "$work/data" "$work/data.ext4" 256M
+mke2fs -q -t ext4 -L data -d "$work/data" "$work/data.ext4" 384M
 
 name="blackbox-$version-$profile.img"
 cat > "$work/genimage.cfg" <<EOF

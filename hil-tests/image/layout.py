@@ -26,7 +26,7 @@ MIB = 1024 * 1024
 # partitions; the rest are "Linux filesystem".
 BASIC_DATA = "ebd0a0a2-b9e5-4433-87c0-68b6b72699c7"
 LINUX_FS = "0fc63daf-8483-4772-8e79-3d69d8477de4"
-LAYOUT = [  # name, type, size in MiB (None: at least the data partition's 256)
+LAYOUT = [  # name, type, size in MiB (None: at least 256; the image's data partition is 384)
     ("bootcfg", BASIC_DATA, 32),
     ("boot_a", BASIC_DATA, 128),
     ("boot_b", BASIC_DATA, 128),

@@ -9,6 +9,7 @@ hil-tests/pi5/boards.py.
 import hashlib
 import http.client
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -94,6 +95,20 @@ def provision(disk, key, carry=()):
     places = [(c, os.path.basename(c)) if isinstance(c, str) else c for c in carry]
     cmds += [f"mkdir {d}" for d in sorted({os.path.dirname(n) for _, n in places} - {""})]
     cmds += [f"write {path} {name}" for path, name in places]
+    # debugfs says nothing when the partition fills up (the file keeps its
+    # size, with holes): a card too small for what it must carry fails
+    # here, by name.
+    stats = subprocess.run(["debugfs", "-R", "stats", f"{disk}?offset={off}"],
+                           capture_output=True, text=True).stdout
+    free = re.search(r"Free blocks:\s+(\d+)", stats)
+    block = re.search(r"Block size:\s+(\d+)", stats)
+    if free and block:
+        bs = int(block.group(1))
+        need = sum(-(-os.path.getsize(p) // bs) for p, _ in places) * 102 // 100 + 64
+        if need > int(free.group(1)):
+            raise OSError(f"the card's data partition has {int(free.group(1)) * bs} bytes free, "
+                          f"not enough for {', '.join(n for _, n in places)} ({need * bs} bytes)")
     for cmd in cmds:
         subprocess.run(["debugfs", "-w", "-R", cmd, f"{disk}?offset={off}"], check=True,
                        capture_output=True)
+

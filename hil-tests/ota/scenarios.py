@@ -270,7 +270,7 @@ def good_update(a):
         return
     size = dev.out("df -B1 --output=size /data | tail -n 1").strip()
     check("good_update: the first boot grew the data partition to the card",
-          size.isdigit() and int(size) > 1024**3, f"/data is {size} bytes (image: 256 MiB, card: +1 GiB)")
+          size.isdigit() and int(size) > 1024**3, f"/data is {size} bytes (image: 384 MiB, card: +1 GiB)")
     before = dev.footage()
     out = install(dev, "good.raucb")
     end = dev.wait_end()
