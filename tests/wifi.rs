@@ -286,6 +286,26 @@ impl Drop for Reaped {
     }
 }
 
+/// `blackbox wifi run --config CONFIG` with the stand-ins in `bin` first
+/// on its PATH; its stderr kept for the test to read.
+fn supervise(bin: &std::path::Path, config: &str) -> Reaped {
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Reaped(Some(
+        std::process::Command::new(common::BIN)
+            .args(["wifi", "run", "--config", config])
+            .env("PATH", path)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ))
+}
+
 /// Waits (at most 120 s: a hang, not a speed limit) until `check` holds.
 fn until(what: &str, mut check: impl FnMut() -> bool) {
     let t0 = std::time::Instant::now();
@@ -316,21 +336,7 @@ fn the_supervisor_opens_the_access_point_joins_a_known_network_and_falls_back() 
             status_file.display()
         ),
     );
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut child = Reaped(Some(
-        std::process::Command::new(common::BIN)
-            .args(["wifi", "run", "--config", &config])
-            .env("PATH", path)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let mut child = supervise(&bin, &config);
     let log = || std::fs::read_to_string(bin.join("log")).unwrap_or_default();
     let status = || {
         std::fs::read(&status_file)
@@ -432,21 +438,7 @@ fn a_radio_that_cannot_do_wpa3_gets_wpa2_alone() {
             status_file.display()
         ),
     );
-    let path = format!(
-        "{}:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let mut child = Reaped(Some(
-        std::process::Command::new(common::BIN)
-            .args(["wifi", "run", "--config", &config])
-            .env("PATH", path)
-            .env("RUST_LOG", "info")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    ));
+    let mut child = supervise(&bin, &config);
     let log = || std::fs::read_to_string(bin.join("log")).unwrap_or_default();
     until("the access point opens with WPA2 alone", || {
         log() == format!("hostapd refused SAE\nhostapd {AP_PASS}\n")
