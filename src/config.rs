@@ -688,7 +688,10 @@ const FIELDS: &[Field] = &[
         apply: |c, v| {
             c.wifi.country = match v.trim() {
                 "" | "none" => None,
-                code => Some(crate::wifi::check_country(code).map_err(|e| e.to_string())?),
+                code => Some(
+                    country_code(code)
+                        .ok_or_else(|| format!("{code:?} is not a two-letter country code"))?,
+                ),
             };
             Ok(())
         },
@@ -1089,6 +1092,14 @@ pub fn parse_duration(v: &str) -> Option<Duration> {
     };
     let secs = num.trim().parse::<f64>().ok()? * scale;
     (secs.is_finite() && (0.0..1e9).contains(&secs)).then(|| Duration::from_secs_f64(secs))
+}
+
+/// An ISO 3166-1 alpha-2 code in upper case (what hostapd's `country_code`
+/// and the kernel's regulatory domain take), or `None` for anything else;
+/// "00", the world domain, is what no setting means and is not a country.
+pub fn country_code(c: &str) -> Option<String> {
+    let up = c.trim().to_ascii_uppercase();
+    (up.len() == 2 && up.bytes().all(|b| b.is_ascii_uppercase())).then_some(up)
 }
 
 #[cfg(test)]

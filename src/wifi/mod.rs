@@ -114,11 +114,7 @@ pub fn check_passphrase(p: &str) -> Result<(), WifiError> {
 /// An ISO 3166-1 alpha-2 code, upper case (what hostapd's `country_code`
 /// and the kernel's regulatory domain take).
 pub fn check_country(c: &str) -> Result<String, WifiError> {
-    let up = c.trim().to_ascii_uppercase();
-    if up.len() != 2 || !up.bytes().all(|b| b.is_ascii_uppercase()) || up == "00" {
-        return Err(WifiError::Country(c.to_string()));
-    }
-    Ok(up)
+    crate::config::country_code(c).ok_or_else(|| WifiError::Country(c.to_string()))
 }
 
 /// A new access point for this card: the name from the machine id, a new
