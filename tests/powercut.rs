@@ -118,7 +118,10 @@ fn a_power_cut_loses_nothing_before_the_last_sync() {
     // One long segment, synced every second.
     std::fs::write(
         &cfg,
-        "[record]\nsegment_seconds = 3600\nsync_interval = \"1s\"\n",
+        format!(
+            "[record]\n{}segment_seconds = 3600\nsync_interval = \"1s\"\n",
+            common::RESERVE
+        ),
     )
     .unwrap();
     let data = dir.0.join("data");

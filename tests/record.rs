@@ -26,7 +26,13 @@ use serde_json::Value;
 /// directory.
 fn config(dir: &Path, extra: &str) -> Vec<String> {
     let path = dir.join("blackbox.toml");
-    std::fs::write(&path, format!("[record]\n{extra}")).unwrap();
+    // A test that sets its own reserve keeps it; the rest use a fixed one.
+    let reserve = if extra.contains("min_free") {
+        ""
+    } else {
+        common::RESERVE
+    };
+    std::fs::write(&path, format!("[record]\n{reserve}{extra}")).unwrap();
     vec![
         "--config".into(),
         path.display().to_string(),

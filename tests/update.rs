@@ -57,7 +57,10 @@ fn an_upload_is_queued_whole_and_only_from_the_page() {
     let file = common::password_file(&dir, PASSWORD);
     let data = dir.0.join("data");
     let data_arg = data.display().to_string();
+    let config = common::config_file(&dir, &format!("[record]\n{}", common::RESERVE));
     let server = Server::start(&[
+        "--config",
+        &config,
         "--password-file",
         &file,
         "--size",
@@ -159,7 +162,10 @@ fn one_upload_at_a_time_and_never_into_the_recorders_reserve() {
     let dir = TempDir::new("update-one");
     let data = dir.0.join("data");
     let data_arg = data.display().to_string();
-    let server = Server::start(&["--size", "320x240", "--data", &data_arg, "--record", "off"]);
+    let config = common::config_file(&dir, &format!("[record]\n{}", common::RESERVE));
+    let server = Server::start(&[
+        "--config", &config, "--size", "320x240", "--data", &data_arg, "--record", "off",
+    ]);
     let own = format!("http://127.0.0.1:{}", server.port);
     let update = data.join("update");
     // The first sends half its body and waits.
@@ -221,7 +227,10 @@ fn a_broken_upload_leaves_nothing_to_install() {
     let dir = TempDir::new("update-broken");
     let data = dir.0.join("data");
     let data_arg = data.display().to_string();
-    let server = Server::start(&["--size", "320x240", "--data", &data_arg, "--record", "off"]);
+    let config = common::config_file(&dir, &format!("[record]\n{}", common::RESERVE));
+    let server = Server::start(&[
+        "--config", &config, "--size", "320x240", "--data", &data_arg, "--record", "off",
+    ]);
     let own = format!("http://127.0.0.1:{}", server.port);
     // Says 1 MB, sends 1000 bytes, hangs up.
     let mut h = head(&server, "POST", Some(&own), false);

@@ -155,7 +155,8 @@ def main():
     with open(status, "w") as f:
         f.write('{"state": "access-point", "ssid": "%s", "clients": 1, "since": 1}' % ap_ssid)
     with open(cfg, "w") as f:
-        f.write("[record]\nsegment_seconds = 2\n"
+        # A fixed reserve: 5 % of this host's disk may be more than is free.
+        f.write('[record]\nsegment_seconds = 2\nmin_free = "1MiB"\n'
                 f'[wifi]\nmode = "auto"\nap_file = "{wifi_ap}"\n'
                 f'networks_file = "{os.path.join(tmp, "wifi-networks")}"\nstatus_file = "{status}"\n')
     server = subprocess.Popen(

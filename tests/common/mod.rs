@@ -358,6 +358,11 @@ pub fn ffmpeg_decode(path: &Path) -> (u64, String) {
     (frames, errors)
 }
 
+/// The recorder's reserve for tests, in bytes: the default, 5 % of the file
+/// system, is a share of the host's disk here, and a host with less than
+/// that free would see every finished segment deleted to make room.
+pub const RESERVE: &str = "min_free = \"1MiB\"\n";
+
 /// Writes `text` as `blackbox.toml` in `dir`; returns its path.
 pub fn config_file(dir: &TempDir, text: &str) -> String {
     let path = dir.0.join("blackbox.toml");
