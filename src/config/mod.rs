@@ -20,6 +20,8 @@ use std::time::Duration;
 
 use crate::frame::{PixelFormat, Size};
 
+mod cameras;
+
 /// The kinds of source blackbox can capture from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SourceKind {
@@ -138,9 +140,11 @@ pub fn default_workers() -> usize {
         .min(4)
 }
 
-/// Where frames come from.
+/// One camera: where its frames come from and what becomes of them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CameraConfig {
+    /// Its name in paths, file names and the page (`front`, `rear`).
+    pub id: String,
     pub source: SourceKind,
     /// The V4L2 device node (`v4l2` source).
     pub device: String,
@@ -156,6 +160,39 @@ pub struct CameraConfig {
     pub timeout: Duration,
     /// The `rpicam-vid` program (`rpicam` source).
     pub rpicam_path: String,
+    /// Which Pi camera (`rpicam-vid --camera N`): 0 or 1 on a Pi 5.
+    pub index: u32,
+    /// JPEG quality for this camera; `None`: `encode.quality`.
+    pub quality: Option<u8>,
+    /// Whether its frames are recorded.
+    pub record: bool,
+    /// Turned in the conversion (a rear camera mounted upside down).
+    pub rotation: Rotation,
+}
+
+/// How a camera's picture is turned before it is encoded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Rotation {
+    #[default]
+    None,
+    /// Upside down: 180 degrees.
+    Half,
+}
+
+impl Rotation {
+    pub fn degrees(self) -> u32 {
+        match self {
+            Self::None => 0,
+            Self::Half => 180,
+        }
+    }
+}
+
+impl CameraConfig {
+    /// The JPEG quality this camera's frames are encoded at.
+    pub fn quality_or(&self, encode: &EncodeConfig) -> u8 {
+        self.quality.unwrap_or(encode.quality)
+    }
 }
 
 /// How raw frames become JPEGs.
@@ -291,7 +328,12 @@ pub struct WifiConfig {
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    /// The `[camera]` table and the flags: the one camera when there is no
+    /// list, and what each `[[cameras]]` entry starts from.
     pub camera: CameraConfig,
+    /// The `[[cameras]]` list as given (empty: just `camera`). Read the
+    /// cameras through [`Config::cameras`].
+    pub camera_list: Vec<CameraConfig>,
     pub encode: EncodeConfig,
     pub http: HttpConfig,
     pub tap: TapConfig,
@@ -304,6 +346,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             camera: CameraConfig {
+                id: "front".into(),
                 source: SourceKind::Testsrc,
                 device: "/dev/video0".into(),
                 input: None,
@@ -313,7 +356,12 @@ impl Default for Config {
                 buffers: 4,
                 timeout: Duration::from_secs(2),
                 rpicam_path: "rpicam-vid".into(),
+                index: 0,
+                quality: None,
+                record: true,
+                rotation: Rotation::None,
             },
+            camera_list: Vec::new(),
             encode: EncodeConfig {
                 quality: 80,
                 workers: default_workers(),
@@ -362,6 +410,16 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Every camera, in order: the `[[cameras]]` list, or the one camera of
+    /// `[camera]` and the flags. Never empty.
+    pub fn cameras(&self) -> Vec<CameraConfig> {
+        if self.camera_list.is_empty() {
+            vec![self.camera.clone()]
+        } else {
+            self.camera_list.clone()
+        }
+    }
+
     /// The events' quota as configured or derived from the recording budget.
     pub fn event_budget(&self) -> Budget {
         self.event.max_usage.unwrap_or(match self.record.max_usage {
@@ -456,6 +514,50 @@ const FIELDS: &[Field] = &[
         flag: None,
         apply: |c, v| {
             c.camera.rpicam_path = nonempty(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.id",
+        flag: None,
+        apply: |c, v| {
+            c.camera.id = cameras::check_id(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.index",
+        flag: None,
+        apply: |c, v| {
+            c.camera.index = number(v, 0, 15)? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.quality",
+        flag: None,
+        apply: |c, v| {
+            c.camera.quality = Some(number(v, 1, 100)? as u8);
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.record",
+        flag: None,
+        apply: |c, v| {
+            c.camera.record = boolean(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.rotation",
+        flag: None,
+        apply: |c, v| {
+            c.camera.rotation = match v.trim() {
+                "0" => Rotation::None,
+                "180" => Rotation::Half,
+                _ => return Err("expected 0 or 180".into()),
+            };
             Ok(())
         },
     },
@@ -784,6 +886,14 @@ pub enum ConfigError {
         text: String,
         message: String,
     },
+    /// One camera of the `[[cameras]]` list is wrong, or clashes with
+    /// another: named by its id (or its place in the list).
+    Camera {
+        camera: String,
+        field: &'static str,
+        value: String,
+        reason: String,
+    },
     /// A value is out of range or malformed.
     Invalid {
         field: &'static str,
@@ -809,6 +919,12 @@ impl fmt::Display for ConfigError {
                 "config file {} line {line} (`{text}`): {message}",
                 path.display()
             ),
+            Self::Camera {
+                camera,
+                field,
+                value,
+                reason,
+            } => write!(f, "invalid camera {camera}: {field} = {value:?}: {reason}"),
             Self::Invalid {
                 field,
                 flag,
@@ -848,6 +964,7 @@ impl Config {
         let from_file = file_values(path, body)?;
         let mut cfg = Config::default();
         for (key, value) in from_file
+            .values
             .iter()
             .map(|(k, v)| (*k, v.as_str()))
             .chain(overrides.0.iter().map(|(k, v)| (*k, v.as_str())))
@@ -858,31 +975,38 @@ impl Config {
                 .ok_or_else(|| invalid(key, None, value, "unknown setting".into()))?;
             (field.apply)(&mut cfg, value).map_err(|e| invalid(field.key, field.flag, value, e))?;
         }
+        // Each `[[cameras]]` entry starts from `[camera]` and the flags.
+        for (n, entry) in from_file.cameras.iter().enumerate() {
+            let mut scratch = cfg.clone();
+            scratch.camera.id = String::new();
+            for (key, value) in entry {
+                let field = FIELDS.iter().find(|f| f.key == *key).ok_or_else(|| {
+                    cameras::invalid(n, &scratch.camera.id, key, value, "unknown setting")
+                })?;
+                (field.apply)(&mut scratch, value)
+                    .map_err(|e| cameras::invalid(n, &scratch.camera.id, key, value, &e))?;
+            }
+            cfg.camera_list.push(scratch.camera);
+        }
         cfg.validate()?;
         Ok(cfg)
     }
 
     /// Checks the rules that involve more than one field.
     fn validate(&self) -> Result<(), ConfigError> {
-        let s = self.camera.size;
-        let bad_size =
-            |reason: String| invalid("camera.size", Some("--size"), &s.to_string(), reason);
-        if s.width == 0 || s.height == 0 {
-            return Err(bad_size("width and height must not be zero".into()));
-        }
-        if s.width % 2 == 1 || s.height % 2 == 1 {
-            return Err(bad_size("width and height must be even".into()));
-        }
-        let (min, max) = (TESTSRC_MIN_SIZE, TESTSRC_MAX_SIZE);
-        if self.camera.source == SourceKind::Testsrc
-            && (s.width < min.width
-                || s.height < min.height
-                || s.width > max.width
-                || s.height > max.height)
-        {
-            return Err(bad_size(format!(
-                "the test pattern renders sizes from {min} to {max}"
-            )));
+        if self.camera_list.is_empty() {
+            cameras::check_size(&self.camera).map_err(|reason| {
+                invalid(
+                    "camera.size",
+                    Some("--size"),
+                    &self.camera.size.to_string(),
+                    reason,
+                )
+            })?;
+            cameras::check_rotation(&self.camera)
+                .map_err(|reason| invalid("camera.rotation", None, "180", reason))?;
+        } else {
+            cameras::check_list(&self.camera_list)?;
         }
         if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
             let (key, value) = match &self.http.tls_cert {
@@ -936,9 +1060,16 @@ fn optional_path(v: &str) -> Option<PathBuf> {
     }
 }
 
-/// The file's settings as (key, text) pairs, in file order, each checked to
-/// be a known key; syntax errors and unknown keys name their line.
-fn file_values(path: &Path, body: &str) -> Result<Vec<(&'static str, String)>, ConfigError> {
+/// What a config file says: its settings as (key, text) pairs in file
+/// order, and each `[[cameras]]` entry's settings (keys as `camera.*`).
+struct FileValues {
+    values: Vec<(&'static str, String)>,
+    cameras: Vec<Vec<(&'static str, String)>>,
+}
+
+/// The file's settings, each checked to be a known key; syntax errors and
+/// unknown keys name their line.
+fn file_values(path: &Path, body: &str) -> Result<FileValues, ConfigError> {
     use toml::de::{DeTable, DeValue};
     let at = |offset: usize, message: String| {
         let offset = offset.min(body.len());
@@ -956,8 +1087,50 @@ fn file_values(path: &Path, body: &str) -> Result<Vec<(&'static str, String)>, C
             e.message().trim().to_string(),
         )
     })?;
-    let mut out = Vec::new();
+    let mut out = FileValues {
+        values: Vec::new(),
+        cameras: Vec::new(),
+    };
     for (section, table) in doc.get_ref() {
+        if section.get_ref() == "cameras" {
+            let DeValue::Array(entries) = table.get_ref() else {
+                return Err(at(
+                    section.span().start,
+                    "cameras is a list: write each camera as a [[cameras]] table".into(),
+                ));
+            };
+            for entry in entries {
+                let DeValue::Table(t) = entry.get_ref() else {
+                    return Err(at(
+                        entry.span().start,
+                        "each camera is a [[cameras]] table".into(),
+                    ));
+                };
+                let mut pairs = Vec::new();
+                for (key, value) in t {
+                    let full = format!("camera.{}", key.get_ref());
+                    let Some(field) = FIELDS.iter().find(|f| f.key == full) else {
+                        let known: Vec<&str> = FIELDS
+                            .iter()
+                            .filter_map(|f| f.key.strip_prefix("camera."))
+                            .collect();
+                        return Err(at(
+                            key.span().start,
+                            format!(
+                                "unknown key `{}` in [[cameras]]; expected one of {}",
+                                key.get_ref(),
+                                known.join(", ")
+                            ),
+                        ));
+                    };
+                    let text = value_text(&full, value.get_ref())
+                        .map_err(|m| at(value.span().start, m))?;
+                    pairs.push((field.key, text));
+                }
+                out.cameras.push(pairs);
+            }
+            continue;
+        }
         let DeValue::Table(table) = table.get_ref() else {
             return Err(at(
                 section.span().start,
@@ -976,7 +1149,7 @@ fn file_values(path: &Path, body: &str) -> Result<Vec<(&'static str, String)>, C
                     .collect();
                 let message = if known.is_empty() {
                     format!(
-                        "unknown section [{}]; expected camera, encode, http, tap, record or event",
+                        "unknown section [{}]; expected camera, [[cameras]], encode, http, tap, record, event or wifi",
                         section.get_ref()
                     )
                 } else {
@@ -989,42 +1162,46 @@ fn file_values(path: &Path, body: &str) -> Result<Vec<(&'static str, String)>, C
                 };
                 return Err(at(key.span().start, message));
             };
-            let text = match value.get_ref() {
-                DeValue::String(s) => s.to_string(),
-                DeValue::Integer(i) => {
-                    let digits = i.as_str().replace('_', "");
-                    i64::from_str_radix(&digits, i.radix()).map_or(digits, |n| n.to_string())
-                }
-                DeValue::Float(f) => f.as_str().replace('_', ""),
-                DeValue::Boolean(b) => b.to_string(),
-                // A list of strings is one value, comma-separated.
-                DeValue::Array(items)
-                    if items
-                        .iter()
-                        .all(|i| matches!(i.get_ref(), DeValue::String(_))) =>
-                {
-                    items
-                        .iter()
-                        .filter_map(|i| match i.get_ref() {
-                            DeValue::String(s) => Some(s.to_string()),
-                            _ => None,
-                        })
-                        .collect::<Vec<_>>()
-                        .join(",")
-                }
-                _ => {
-                    return Err(at(
-                        value.span().start,
-                        format!(
-                            "`{full}` takes a string, a number, true/false or a list of strings"
-                        ),
-                    ));
-                }
-            };
-            out.push((field.key, text));
+            let text = value_text(&full, value.get_ref()).map_err(|m| at(value.span().start, m))?;
+            out.values.push((field.key, text));
         }
     }
     Ok(out)
+}
+
+/// A file value as the text a flag would give.
+fn value_text(full: &str, value: &toml::de::DeValue<'_>) -> Result<String, String> {
+    use toml::de::DeValue;
+    let text = match value {
+        DeValue::String(s) => s.to_string(),
+        DeValue::Integer(i) => {
+            let digits = i.as_str().replace('_', "");
+            i64::from_str_radix(&digits, i.radix()).map_or(digits, |n| n.to_string())
+        }
+        DeValue::Float(f) => f.as_str().replace('_', ""),
+        DeValue::Boolean(b) => b.to_string(),
+        // A list of strings is one value, comma-separated.
+        DeValue::Array(items)
+            if items
+                .iter()
+                .all(|i| matches!(i.get_ref(), DeValue::String(_))) =>
+        {
+            items
+                .iter()
+                .filter_map(|i| match i.get_ref() {
+                    DeValue::String(s) => Some(s.to_string()),
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        }
+        _ => {
+            return Err(format!(
+                "`{full}` takes a string, a number, true/false or a list of strings"
+            ));
+        }
+    };
+    Ok(text)
 }
 
 fn invalid(
@@ -1270,5 +1447,119 @@ mod tests {
         assert!("120%".parse::<Budget>().is_err());
         assert!("NaNGiB".parse::<Budget>().is_err());
         assert_eq!(Budget::Percent(50.0).bytes(1000), 500);
+    }
+
+    fn parse(body: &str) -> Result<Config, ConfigError> {
+        Config::from_text(Path::new("t.toml"), body, &Overrides::default())
+    }
+
+    fn camera_error(r: Result<Config, ConfigError>) -> String {
+        match r {
+            Err(e @ ConfigError::Camera { .. }) => e.to_string(),
+            other => panic!("expected a camera error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_camera_table_is_the_front_camera() {
+        let c = parse("[camera]\nsize = \"640x480\"\n").unwrap();
+        let cams = c.cameras();
+        assert_eq!(cams.len(), 1);
+        assert_eq!(cams[0].id, "front");
+        assert_eq!(cams[0].size, Size::new(640, 480));
+        assert!(cams[0].record);
+        assert_eq!(cams[0].rotation, Rotation::None);
+    }
+
+    #[test]
+    fn a_camera_list_starts_each_entry_from_the_camera_table() {
+        let c = parse(
+            "[camera]\nfps = 15\nsize = \"640x480\"\n\
+             [[cameras]]\nid = \"front\"\nsource = \"testsrc\"\nsize = \"1280x720\"\n\
+             [[cameras]]\nid = \"rear\"\nsource = \"v4l2\"\ndevice = \"/dev/video2\"\n\
+             rotation = 180\nquality = 70\nrecord = false\npixel_format = \"yuyv\"\n",
+        )
+        .unwrap();
+        let cams = c.cameras();
+        assert_eq!(cams.len(), 2);
+        assert_eq!(
+            (cams[0].id.as_str(), cams[0].size, cams[0].fps),
+            ("front", Size::new(1280, 720), 15)
+        );
+        assert_eq!(cams[1].id, "rear");
+        assert_eq!(cams[1].size, Size::new(640, 480));
+        assert_eq!(cams[1].device, "/dev/video2");
+        assert_eq!(cams[1].rotation, Rotation::Half);
+        assert_eq!(cams[1].quality_or(&c.encode), 70);
+        assert_eq!(cams[0].quality_or(&c.encode), c.encode.quality);
+        assert!(!cams[1].record);
+    }
+
+    #[test]
+    fn each_broken_camera_list_names_the_camera_and_field() {
+        let two = |a: &str, b: &str| parse(&format!("[[cameras]]\n{a}\n[[cameras]]\n{b}\n"));
+        let e = camera_error(two(
+            "id = \"front\"\nsource = \"testsrc\"",
+            "id = \"front\"\nsource = \"testsrc\"",
+        ));
+        assert!(e.contains("\"front\"") && e.contains("camera.id"), "{e}");
+        let e = camera_error(two(
+            "id = \"front\"\nsource = \"v4l2\"\ndevice = \"/dev/video0\"",
+            "id = \"rear\"\nsource = \"v4l2\"\ndevice = \"/dev/video0\"",
+        ));
+        assert!(
+            e.contains("\"rear\"") && e.contains("camera.device") && e.contains("front"),
+            "{e}"
+        );
+        let e = camera_error(two(
+            "id = \"front\"\nsource = \"rpicam\"",
+            "id = \"rear\"\nsource = \"rpicam\"",
+        ));
+        assert!(e.contains("\"rear\"") && e.contains("camera.index"), "{e}");
+        // Two Pi cameras on their own connectors are fine.
+        two(
+            "id = \"front\"\nsource = \"rpicam\"",
+            "id = \"rear\"\nsource = \"rpicam\"\nindex = 1",
+        )
+        .unwrap();
+        let e = camera_error(two(
+            "id = \"front\"\nsource = \"testsrc\"",
+            "source = \"testsrc\"",
+        ));
+        assert!(
+            e.contains("#2 of [[cameras]]") && e.contains("camera.id"),
+            "{e}"
+        );
+        let e = camera_error(two("id = \"Front/1\"", "id = \"rear\""));
+        assert!(e.contains("camera.id"), "{e}");
+        let e = camera_error(two(
+            "id = \"front\"\nsource = \"testsrc\"",
+            "id = \"rear\"\nsource = \"auto\"",
+        ));
+        assert!(e.contains("camera.source"), "{e}");
+        let e = camera_error(two(
+            "id = \"front\"\nsource = \"testsrc\"",
+            "id = \"rear\"\nsource = \"v4l2\"\npixel_format = \"mjpeg\"\nrotation = 180",
+        ));
+        assert!(e.contains("camera.rotation"), "{e}");
+        let e = camera_error(two(
+            "id = \"front\"\nsource = \"testsrc\"\nsize = \"641x480\"",
+            "id = \"rear\"\nsource = \"testsrc\"",
+        ));
+        assert!(e.contains("\"front\"") && e.contains("camera.size"), "{e}");
+        // An unknown key names its line, like any other.
+        match two("id = \"front\"\nlens = 3", "id = \"rear\"") {
+            Err(ConfigError::Parse { line, message, .. }) => {
+                assert_eq!(line, 3);
+                assert!(message.contains("[[cameras]]"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Every one of them is one line.
+        let e = camera_error(two(
+            "id = \"a\"\nsource = \"testsrc\"",
+            "id = \"a\"\nsource = \"testsrc\"",
+        ));
+        assert_eq!(e.lines().count(), 1, "{e}");
     }
 }
