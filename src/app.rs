@@ -1,5 +1,5 @@
-//! Wiring: binds the sockets, starts the pipeline, runs the HTTP server and
-//! the tap on one smol executor, and shuts everything down in order on
+//! Wiring: binds the sockets, starts the cameras ([`crate::cameras`]) and the
+//! recorder, runs the HTTP server and the tap on one smol executor, and shuts everything down in order on
 //! SIGTERM or SIGINT (viewers closed, threads joined, well within 2 s).
 
 use std::fmt;
@@ -13,14 +13,11 @@ use std::time::{Duration, Instant};
 use smol::{Async, Executor, Timer};
 
 use crate::auth::Auth;
-use crate::bus::Bus;
-use crate::capture;
+use crate::cameras::Cameras;
 use crate::config::Config;
 use crate::net::Connections;
-use crate::pipeline::{Camera, EncodeSettings, Opener, Pipeline};
 use crate::record::recorder::{Recorder, RecorderConfig};
 use crate::state::AppState;
-use crate::stats::Stats;
 use crate::supervise::Health;
 use crate::sync::Shutdown;
 use crate::systemd::Supervisor;
@@ -130,11 +127,6 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     // may bind a privileged port.
     crate::privilege::keep_from_children();
 
-    if config.camera.source == crate::capture::SourceKind::Auto {
-        config.camera = capture::detect(&config.camera);
-        log::info!("camera: chose {}", config.camera.source.name());
-    }
-
     let (signal_rx, signal_tx) = UnixStream::pair()?;
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::low_level::pipe::register(sig, signal_tx.try_clone()?)
@@ -147,23 +139,9 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         .map_err(AppError::Signals)?;
     let usr1_rx = Async::new(usr1_rx)?;
 
-    let stats = Arc::new(Stats::default());
+    let started = Instant::now();
     let health = Arc::new(Health::default());
-    let bus = Bus::new();
-    let quality = config.encode.quality;
-    let camera = {
-        let (for_open, for_presence) = (config.camera.clone(), config.camera.clone());
-        let open: Opener = Box::new(move || capture::open(&for_open, quality));
-        Camera {
-            open,
-            present: Box::new(move || capture::present(&for_presence)),
-            placeholder_size: config.camera.size,
-        }
-    };
-    let settings = EncodeSettings {
-        quality,
-        workers: config.encode.workers,
-    };
+    let cameras = Arc::new(Cameras::new(&config, &health));
     let recorder = if config.record.enabled {
         let rc = RecorderConfig {
             record: config.record.clone(),
@@ -171,13 +149,13 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             event_budget: config.event_budget(),
         };
         Some(
-            Recorder::start(rc, bus.clone(), health.clone())
+            Recorder::start(rc, cameras.first().bus.clone(), health.clone())
                 .map_err(|e| AppError::Data(config.record.dir.clone(), e))?,
         )
     } else {
         None
     };
-    let pipeline = Pipeline::start(camera, settings, bus.clone(), stats.clone(), health.clone())?;
+    let running = cameras.start(config.encode.workers)?;
 
     let http_addr = http_listener.get_ref().local_addr()?;
     let tap_addr = match &tap_listener {
@@ -198,8 +176,8 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     let http = Connections::new(config.http.max_connections);
     let state = Arc::new(AppState {
         config,
-        bus: bus.clone(),
-        stats: stats.clone(),
+        cameras: cameras.clone(),
+        started,
         http,
         refused: AtomicU64::new(0),
         tap_clients: AtomicUsize::new(0),
@@ -226,10 +204,12 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
                 .detach();
         }
         let sampler = {
-            let (stats, bus, health) = (stats.clone(), bus.clone(), health.clone());
+            let (cameras, health) = (cameras.clone(), health.clone());
             ex.spawn(async move {
                 loop {
-                    stats.sample_rates(bus.published.get());
+                    for c in cameras.iter() {
+                        c.stats.sample_rates(c.bus.published.get());
+                    }
                     // The executor answers: one of the stages the watchdog
                     // is fed for.
                     health.executor.beat();
@@ -256,7 +236,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         log::info!("shutting down");
         supervisor.stopping();
         state.shutdown.trigger();
-        bus.close();
+        cameras.close();
         drop(sampler);
         // Let the streams send their last bytes and close, but never wait
         // long for a client that stopped reading.
@@ -269,9 +249,9 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     }));
     drop(ex);
     supervisor.join();
-    pipeline.shutdown();
+    running.shutdown();
     if let Some(r) = recorder {
-        // The bus is closed: the recorder finishes its segment and exits.
+        // The buses are closed: the recorder finishes its segments and exits.
         r.join();
     }
     log::info!("stopped");

@@ -11,6 +11,11 @@
 //! keeps the edge blocks smooth instead of ringing against black.
 //!
 //! 4:2:2 to 4:2:0 averages the chroma of each pair of rows, rounding half up.
+//!
+//! A camera mounted upside down is turned in the same pass: with `rotate`,
+//! each source row is written to the mirrored row, back to front (one
+//! monomorphised copy of each loop per direction, so the straight case pays
+//! nothing).
 
 use std::fmt;
 
@@ -170,45 +175,98 @@ pub fn to_i420(
     stride: usize,
     dst: &mut I420,
 ) -> Result<(), ConvertError> {
+    to_i420_turned(format, data, size, stride, false, dst)
+}
+
+/// [`to_i420`], turned 180 degrees when `rotate` is set.
+pub fn to_i420_turned(
+    format: PixelFormat,
+    data: &[u8],
+    size: Size,
+    stride: usize,
+    rotate: bool,
+    dst: &mut I420,
+) -> Result<(), ConvertError> {
     if dst.size != size {
         *dst = I420::new(size)?;
     }
-    match format {
-        PixelFormat::Yuyv => yuyv_to_i420(data, stride, dst),
-        PixelFormat::Nv12 => nv12_to_i420(data, stride, dst),
-        PixelFormat::Yu12 => yu12_to_i420(data, stride, dst),
-        PixelFormat::Mjpeg => Err(ConvertError::NotRaw(format)),
+    match (format, rotate) {
+        (PixelFormat::Yuyv, false) => yuyv_to_i420::<false>(data, stride, dst),
+        (PixelFormat::Yuyv, true) => yuyv_to_i420::<true>(data, stride, dst),
+        (PixelFormat::Nv12, false) => nv12_to_i420::<false>(data, stride, dst),
+        (PixelFormat::Nv12, true) => nv12_to_i420::<true>(data, stride, dst),
+        (PixelFormat::Yu12, false) => yu12_to_i420::<false>(data, stride, dst),
+        (PixelFormat::Yu12, true) => yu12_to_i420::<true>(data, stride, dst),
+        (PixelFormat::Mjpeg, _) => Err(ConvertError::NotRaw(format)),
     }?;
     dst.pad();
     Ok(())
 }
 
-fn yuyv_to_i420(src: &[u8], stride: usize, dst: &mut I420) -> Result<(), ConvertError> {
+/// Copies a row, back to front when `ROT`.
+fn copy_row<const ROT: bool>(dst: &mut [u8], src: &[u8]) {
+    if ROT {
+        for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+            *d = *s;
+        }
+    } else {
+        dst.copy_from_slice(src);
+    }
+}
+
+/// Where source row `r` of `rows` goes.
+fn row<const ROT: bool>(r: usize, rows: usize) -> usize {
+    if ROT { rows - 1 - r } else { r }
+}
+
+fn yuyv_to_i420<const ROT: bool>(
+    src: &[u8],
+    stride: usize,
+    dst: &mut I420,
+) -> Result<(), ConvertError> {
     let w = dst.size.width as usize;
     let h = dst.size.height as usize;
     check_stride(stride, w * 2)?;
     check_len(src, stride * (h - 1) + w * 2)?;
     let (ys, cs) = (dst.y_stride, dst.c_stride);
     let (y, u, v) = dst.planes_mut();
+    let half = w / 2;
     for r in 0..h / 2 {
         let top = &src[2 * r * stride..][..w * 2];
         let bottom = &src[(2 * r + 1) * stride..][..w * 2];
-        let (y_top, y_bottom) = y[2 * r * ys..][..2 * ys].split_at_mut(ys);
-        let u_row = &mut u[r * cs..][..w / 2];
-        let v_row = &mut v[r * cs..][..w / 2];
+        // Turned, the pair of rows lands mirrored and swapped: the source's
+        // top row is the lower of the two.
+        let pair = row::<ROT>(r, h / 2);
+        let (first, second) = y[2 * pair * ys..][..2 * ys].split_at_mut(ys);
+        let (y_top, y_bottom) = if ROT {
+            (second, first)
+        } else {
+            (first, second)
+        };
+        let u_row = &mut u[pair * cs..][..half];
+        let v_row = &mut v[pair * cs..][..half];
         for (i, (t, b)) in top.chunks_exact(4).zip(bottom.chunks_exact(4)).enumerate() {
-            y_top[2 * i] = t[0];
-            y_top[2 * i + 1] = t[2];
-            y_bottom[2 * i] = b[0];
-            y_bottom[2 * i + 1] = b[2];
-            u_row[i] = ((u16::from(t[1]) + u16::from(b[1]) + 1) >> 1) as u8;
-            v_row[i] = ((u16::from(t[3]) + u16::from(b[3]) + 1) >> 1) as u8;
+            let (x0, x1, c) = if ROT {
+                (w - 1 - 2 * i, w - 2 - 2 * i, half - 1 - i)
+            } else {
+                (2 * i, 2 * i + 1, i)
+            };
+            y_top[x0] = t[0];
+            y_top[x1] = t[2];
+            y_bottom[x0] = b[0];
+            y_bottom[x1] = b[2];
+            u_row[c] = ((u16::from(t[1]) + u16::from(b[1]) + 1) >> 1) as u8;
+            v_row[c] = ((u16::from(t[3]) + u16::from(b[3]) + 1) >> 1) as u8;
         }
     }
     Ok(())
 }
 
-fn nv12_to_i420(src: &[u8], stride: usize, dst: &mut I420) -> Result<(), ConvertError> {
+fn nv12_to_i420<const ROT: bool>(
+    src: &[u8],
+    stride: usize,
+    dst: &mut I420,
+) -> Result<(), ConvertError> {
     let w = dst.size.width as usize;
     let h = dst.size.height as usize;
     check_stride(stride, w)?;
@@ -217,21 +275,31 @@ fn nv12_to_i420(src: &[u8], stride: usize, dst: &mut I420) -> Result<(), Convert
     let (ys, cs) = (dst.y_stride, dst.c_stride);
     let (y, u, v) = dst.planes_mut();
     for r in 0..h {
-        y[r * ys..][..w].copy_from_slice(&src[r * stride..][..w]);
+        copy_row::<ROT>(
+            &mut y[row::<ROT>(r, h) * ys..][..w],
+            &src[r * stride..][..w],
+        );
     }
+    let half = w / 2;
     for r in 0..h / 2 {
         let uv = &src[uv_start + r * stride..][..w];
-        let u_row = &mut u[r * cs..][..w / 2];
-        let v_row = &mut v[r * cs..][..w / 2];
+        let d = row::<ROT>(r, h / 2);
+        let u_row = &mut u[d * cs..][..half];
+        let v_row = &mut v[d * cs..][..half];
         for (i, pair) in uv.chunks_exact(2).enumerate() {
-            u_row[i] = pair[0];
-            v_row[i] = pair[1];
+            let c = if ROT { half - 1 - i } else { i };
+            u_row[c] = pair[0];
+            v_row[c] = pair[1];
         }
     }
     Ok(())
 }
 
-fn yu12_to_i420(src: &[u8], stride: usize, dst: &mut I420) -> Result<(), ConvertError> {
+fn yu12_to_i420<const ROT: bool>(
+    src: &[u8],
+    stride: usize,
+    dst: &mut I420,
+) -> Result<(), ConvertError> {
     let w = dst.size.width as usize;
     let h = dst.size.height as usize;
     check_stride(stride, w)?;
@@ -243,11 +311,21 @@ fn yu12_to_i420(src: &[u8], stride: usize, dst: &mut I420) -> Result<(), Convert
     let (ys, cs) = (dst.y_stride, dst.c_stride);
     let (y, u, v) = dst.planes_mut();
     for r in 0..h {
-        y[r * ys..][..w].copy_from_slice(&src[r * stride..][..w]);
+        copy_row::<ROT>(
+            &mut y[row::<ROT>(r, h) * ys..][..w],
+            &src[r * stride..][..w],
+        );
     }
     for r in 0..h / 2 {
-        u[r * cs..][..w / 2].copy_from_slice(&src[u_start + r * c_src_stride..][..w / 2]);
-        v[r * cs..][..w / 2].copy_from_slice(&src[v_start + r * c_src_stride..][..w / 2]);
+        let d = row::<ROT>(r, h / 2);
+        copy_row::<ROT>(
+            &mut u[d * cs..][..w / 2],
+            &src[u_start + r * c_src_stride..][..w / 2],
+        );
+        copy_row::<ROT>(
+            &mut v[d * cs..][..w / 2],
+            &src[v_start + r * c_src_stride..][..w / 2],
+        );
     }
     Ok(())
 }
@@ -372,6 +450,32 @@ mod tests {
             }
         }
         [y, u, v]
+    }
+
+    #[test]
+    fn turned_conversions_are_the_straight_ones_upside_down() {
+        for format in [PixelFormat::Yuyv, PixelFormat::Nv12, PixelFormat::Yu12] {
+            for (w, h) in [(640usize, 480usize), (100, 38)] {
+                let packed = if format == PixelFormat::Yuyv {
+                    w * 2
+                } else {
+                    w
+                };
+                let stride = packed + 32;
+                let size = Size::new(w as u32, h as u32);
+                let src = noise(src_len(format, h, stride), (w + h) as u32);
+                let mut straight = I420::new(size).unwrap();
+                to_i420(format, &src, size, stride, &mut straight).unwrap();
+                let mut turned = I420::new(size).unwrap();
+                to_i420_turned(format, &src, size, stride, true, &mut turned).unwrap();
+                // A plane turned half way round is its pixels in reverse.
+                let expected = visible(&straight).map(|mut p| {
+                    p.reverse();
+                    p
+                });
+                assert_eq!(visible(&turned), expected, "{format} {w}x{h}");
+            }
+        }
     }
 
     fn visible(img: &I420) -> [Vec<u8>; 3] {

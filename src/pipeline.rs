@@ -1,5 +1,6 @@
-//! The capture thread and the encoder pool: from a [`Source`] to encoded
-//! frames on the [`Bus`], in capture order.
+//! One camera's pipeline: its capture thread, its share of the encoder pool
+//! ([`crate::encoders`]), and its placeholder thread; from a [`Source`] to
+//! encoded frames on the camera's [`Bus`], in capture order.
 //!
 //! # Implementation
 //! - The capture thread owns the source. For each raw frame it checks that
@@ -7,9 +8,9 @@
 //!   driver's buffer straight into a pooled [`I420`] image: that single pass
 //!   is the only read of the buffer, so it can go back to the driver at once.
 //!   JPEG frames from the camera are checked and copied once instead.
-//! - Converted images go to `workers` encoder threads through a bounded
-//!   queue. If the queue is full the frame is dropped and counted: capture
-//!   never waits for the encoders.
+//! - Converted images go to the shared encoder threads through this camera's
+//!   lane of the pool. If the lane is full the frame is dropped and counted:
+//!   capture never waits for the encoders.
 //! - Each job carries an index; the [`Sequencer`] publishes finished frames
 //!   strictly in index order, so a fast worker cannot overtake a slow one.
 //!   A frame that fails to encode still advances the index (as a gap).
@@ -34,9 +35,10 @@ use crate::capture::{CaptureError, Source};
 use crate::clock::Timestamp;
 use crate::convert::{self, I420};
 use crate::encode;
+use crate::encoders::LaneSender;
 use crate::frame::{Frame, PixelFormat, RawFrame};
 use crate::stats::{CaptureState, Stats};
-use crate::supervise::Health;
+use crate::supervise::CameraBeats;
 use crate::sync::lock;
 
 /// Opens (or reopens) the source; called on the capture thread.
@@ -52,6 +54,8 @@ pub struct Camera {
     pub present: Presence,
     /// The size placeholders are drawn at.
     pub placeholder_size: crate::frame::Size,
+    /// Turn raw frames 180 degrees as they are converted.
+    pub rotate: bool,
 }
 
 impl Camera {
@@ -61,26 +65,20 @@ impl Camera {
             open,
             present: Box::new(|| None),
             placeholder_size,
+            rotate: false,
         }
     }
 }
 
-/// Settings for the encode stage.
-#[derive(Clone, Copy, Debug)]
-pub struct EncodeSettings {
+/// Where one camera's frames go: its bus, counters and heartbeats, its lane
+/// of the encoder pool, and the JPEG quality it is encoded at.
+pub struct Outputs {
+    pub bus: Arc<Bus>,
+    pub stats: Arc<Stats>,
+    pub beats: Arc<CameraBeats>,
+    pub lane: LaneSender,
     /// JPEG quality, 1..=100.
     pub quality: u8,
-    /// Encoder threads, at least 1.
-    pub workers: usize,
-}
-
-/// A converted frame waiting for an encoder.
-struct Job {
-    index: u64,
-    img: I420,
-    seq: u64,
-    captured: Timestamp,
-    source_format: PixelFormat,
 }
 
 /// Publishes frames in index order, whatever order they finish in.
@@ -133,65 +131,51 @@ impl Pool {
     }
 }
 
-/// The running capture thread and encoder pool.
+/// The running capture and placeholder threads of one camera.
 pub struct Pipeline {
     stop: Arc<AtomicBool>,
     capture: Option<JoinHandle<()>>,
     placeholder: Option<JoinHandle<()>>,
-    workers: Vec<JoinHandle<()>>,
 }
 
 impl Pipeline {
-    /// Starts capturing from what `open` returns, publishing to `bus`.
-    pub fn start(
-        camera: Camera,
-        settings: EncodeSettings,
-        bus: Arc<Bus>,
-        stats: Arc<Stats>,
-        health: Arc<Health>,
-    ) -> std::io::Result<Self> {
+    /// Starts capturing from what `camera.open` returns into `out`; `name`
+    /// names the threads (`capture-front`).
+    pub fn start(camera: Camera, out: Outputs, name: &str) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let workers_n = settings.workers.max(1);
-        let (tx, rx) = async_channel::bounded::<Job>(workers_n);
+        let Outputs {
+            bus,
+            stats,
+            beats,
+            lane,
+            quality,
+        } = out;
         let sequencer = Arc::new(Sequencer::new(bus.clone()));
         let pool = Arc::new(Pool::default());
-
-        let mut workers = Vec::with_capacity(workers_n);
-        for i in 0..workers_n {
-            let rx = rx.clone();
-            let sequencer = sequencer.clone();
-            let pool = pool.clone();
-            let stats = stats.clone();
-            let health = health.clone();
-            let quality = settings.quality;
-            workers.push(
-                std::thread::Builder::new()
-                    .name(format!("encode-{i}"))
-                    .spawn(move || {
-                        encode_worker(rx, quality, &sequencer, &pool, &stats, &health)
-                    })?,
-            );
-        }
-        drop(rx);
 
         let placeholder = {
             let (stop, bus, stats) = (stop.clone(), bus.clone(), stats.clone());
             let size = camera.placeholder_size;
             std::thread::Builder::new()
-                .name("placeholder".into())
+                .name(format!("placeholder-{name}"))
                 .spawn(move || placeholder_loop(size, &bus, &stats, &stop))?
         };
         let capture = {
             let stop = stop.clone();
+            let name_owned = name.to_string();
             std::thread::Builder::new()
-                .name("capture".into())
+                .name(format!("capture-{name}"))
                 .spawn(move || {
                     let mut cap = Capture {
-                        tx,
+                        name: name_owned,
+                        rotate: camera.rotate,
+                        warned_unturned: false,
+                        lane,
+                        quality,
                         sequencer,
                         pool,
                         stats,
-                        health,
+                        beats,
                         bus,
                         next_index: 0,
                         last_seq: None,
@@ -203,12 +187,11 @@ impl Pipeline {
             stop,
             capture: Some(capture),
             placeholder: Some(placeholder),
-            workers,
         })
     }
 
-    /// Stops capture, lets the encoders finish what they hold, and joins
-    /// every thread.
+    /// Stops capture and joins the threads; jobs already in the encoder
+    /// pool finish there (the pool's shutdown waits for them).
     pub fn shutdown(mut self) {
         self.stop.store(true, Ordering::SeqCst);
         if let Some(c) = self.capture.take() {
@@ -216,9 +199,6 @@ impl Pipeline {
         }
         if let Some(p) = self.placeholder.take() {
             let _ = p.join();
-        }
-        for w in self.workers.drain(..) {
-            let _ = w.join();
         }
     }
 }
@@ -231,11 +211,17 @@ impl Drop for Pipeline {
 
 /// The capture thread's state.
 struct Capture {
-    tx: async_channel::Sender<Job>,
+    /// The camera's id, for the log.
+    name: String,
+    rotate: bool,
+    /// Said once that this camera's JPEGs pass through unturned.
+    warned_unturned: bool,
+    lane: LaneSender,
+    quality: u8,
     sequencer: Arc<Sequencer>,
     pool: Arc<Pool>,
     stats: Arc<Stats>,
-    health: Arc<Health>,
+    beats: Arc<CameraBeats>,
     bus: Arc<Bus>,
     next_index: u64,
     last_seq: Option<u64>,
@@ -251,17 +237,21 @@ impl Capture {
             let mut source = match (camera.open)() {
                 Ok(s) => s,
                 Err(e) => {
-                    log::warn!("cannot open the camera: {e}; retrying in {backoff:?}");
+                    log::warn!(
+                        "camera {}: cannot open it: {e}; retrying in {backoff:?}",
+                        self.name
+                    );
                     self.stats.capture_errors.inc();
                     self.stats.set_no_signal(e.to_string(), true);
-                    wait_to_reopen(backoff, &camera.present, stop, &self.health);
+                    wait_to_reopen(backoff, &camera.present, stop, &self.beats);
                     backoff = (backoff * 2).min(BACKOFF_MAX);
                     continue;
                 }
             };
             let info = source.info();
             log::info!(
-                "capturing from {} ({}): {} {} at {} fps",
+                "camera {}: capturing from {} ({}): {} {} at {} fps",
+                self.name,
                 info.kind.name(),
                 info.device,
                 info.format,
@@ -277,7 +267,7 @@ impl Capture {
                 crate::faults::hold_while(|f| f.wedge_capture);
                 // Every turn is progress, a timeout or an error included:
                 // those are handled (placeholder, reopen), not a hang.
-                self.health.capture.beat();
+                self.beats.capture.beat();
                 match source.next_frame() {
                     Ok(frame) => {
                         if let Some(info) = announced.take() {
@@ -297,7 +287,7 @@ impl Capture {
                         }
                     }
                     Err(e) => {
-                        log::warn!("camera error: {e}; reopening in {backoff:?}");
+                        log::warn!("camera {}: {e}; reopening in {backoff:?}", self.name);
                         self.stats.capture_errors.inc();
                         self.stats.set_no_signal(e.to_string(), true);
                         break;
@@ -306,7 +296,7 @@ impl Capture {
             }
             drop(source);
             if !stop.load(Ordering::SeqCst) {
-                wait_to_reopen(backoff, &camera.present, stop, &self.health);
+                wait_to_reopen(backoff, &camera.present, stop, &self.beats);
                 backoff = (backoff * 2).min(BACKOFF_MAX);
             }
         }
@@ -332,6 +322,13 @@ impl Capture {
             return;
         }
         if raw.format == PixelFormat::Mjpeg {
+            if self.rotate && !self.warned_unturned {
+                self.warned_unturned = true;
+                log::warn!(
+                    "camera {}: it sends only MJPEG, which passes through as it came: rotation = 180 cannot turn it",
+                    self.name
+                );
+            }
             match encode::check_jpeg(raw.data) {
                 Ok(jpeg) => {
                     self.stats.passed_through.inc();
@@ -353,7 +350,7 @@ impl Capture {
             }
             return;
         }
-        if self.tx.is_full() {
+        if self.lane.is_full() {
             self.stats.dropped_busy.inc();
             return;
         }
@@ -368,27 +365,39 @@ impl Capture {
                 }
             },
         };
-        if let Err(e) = convert::to_i420(raw.format, raw.data, raw.size, raw.stride, &mut img) {
+        if let Err(e) = convert::to_i420_turned(
+            raw.format,
+            raw.data,
+            raw.size,
+            raw.stride,
+            self.rotate,
+            &mut img,
+        ) {
             log::warn!("frame {} dropped: {e}", raw.seq);
             self.stats.dropped_convert.inc();
             self.pool.put(img);
             return;
         }
-        let job = Job {
-            index: self.claim_index(),
+        let index = self.claim_index();
+        let job = EncodeJob {
+            index,
             img,
             seq: raw.seq,
             captured: raw.captured,
             source_format: raw.format,
+            quality: self.quality,
+            sequencer: self.sequencer.clone(),
+            pool: self.pool.clone(),
+            stats: self.stats.clone(),
+            beats: self.beats.clone(),
         };
-        // Only this thread sends, and the queue had room above.
-        self.health.encoders.submitted();
-        if let Err(e) = self.tx.try_send(job) {
-            self.health.encoders.completed(); // never given after all
-            let job = e.into_inner();
+        // Only this thread fills this lane, and it had room above.
+        self.beats.encoders.submitted();
+        if self.lane.try_send(Box::new(move || job.run())).is_err() {
+            // Never given after all (the pool is closing).
+            self.beats.encoders.completed();
             self.stats.dropped_busy.inc();
-            self.sequencer.complete(job.index, None);
-            self.pool.put(job.img);
+            self.sequencer.complete(index, None);
         }
     }
 
@@ -399,51 +408,57 @@ impl Capture {
     }
 }
 
-fn encode_worker(
-    rx: async_channel::Receiver<Job>,
+/// A converted frame and everything its encoding reports to; runs on an
+/// encoder thread of the shared pool.
+struct EncodeJob {
+    index: u64,
+    img: I420,
+    seq: u64,
+    captured: Timestamp,
+    source_format: PixelFormat,
     quality: u8,
-    sequencer: &Sequencer,
-    pool: &Pool,
-    stats: &Stats,
-    health: &Health,
-) {
-    while let Ok(job) = rx.recv_blocking() {
-        // Test-only: an encoder that never comes back.
-        crate::faults::hold_while(|f| f.wedge_encoder);
+    sequencer: Arc<Sequencer>,
+    pool: Arc<Pool>,
+    stats: Arc<Stats>,
+    beats: Arc<CameraBeats>,
+}
+
+impl EncodeJob {
+    fn run(self) {
         let t0 = Instant::now();
-        let result = encode::encode_i420(&job.img, quality);
-        stats.encode_ns.add(t0.elapsed().as_nanos() as u64);
+        let result = encode::encode_i420(&self.img, self.quality);
+        self.stats.encode_ns.add(t0.elapsed().as_nanos() as u64);
         let frame = match result {
             Ok(jpeg) => {
-                stats.encoded.inc();
+                self.stats.encoded.inc();
                 Some(Arc::new(Frame {
                     jpeg: Bytes::from(jpeg),
-                    seq: job.seq,
-                    captured: job.captured,
-                    size: job.img.size(),
-                    source_format: job.source_format,
+                    seq: self.seq,
+                    captured: self.captured,
+                    size: self.img.size(),
+                    source_format: self.source_format,
                     placeholder: false,
                 }))
             }
             Err(e) => {
-                log::warn!("frame {} dropped: {e}", job.seq);
-                stats.encode_errors.inc();
+                log::warn!("frame {} dropped: {e}", self.seq);
+                self.stats.encode_errors.inc();
                 None
             }
         };
-        sequencer.complete(job.index, frame);
-        pool.put(job.img);
-        health.encoders.completed();
+        self.sequencer.complete(self.index, frame);
+        self.pool.put(self.img);
+        self.beats.encoders.completed();
     }
 }
 
 /// Sleeps for `total`, or until stopped, or until the camera reappears
 /// (absent at some point during the wait, then present).
-fn wait_to_reopen(total: Duration, present: &Presence, stop: &AtomicBool, health: &Health) {
+fn wait_to_reopen(total: Duration, present: &Presence, stop: &AtomicBool, beats: &CameraBeats) {
     let deadline = Instant::now() + total;
     let mut was_absent = present() == Some(false);
     while !stop.load(Ordering::SeqCst) {
-        health.capture.beat();
+        beats.capture.beat();
         let now = Instant::now();
         if now >= deadline {
             break;
@@ -452,7 +467,7 @@ fn wait_to_reopen(total: Duration, present: &Presence, stop: &AtomicBool, health
         match present() {
             Some(false) => was_absent = true,
             Some(true) if was_absent => {
-                log::info!("the camera is back");
+                log::info!("a camera is back");
                 // Give udev and the driver a moment to finish setting it up.
                 std::thread::sleep(Duration::from_millis(100));
                 break;
@@ -581,25 +596,23 @@ mod tests {
         let bus = Bus::new();
         let rx = bus.subscribe_ordered(16);
         let stats = Arc::new(Stats::default());
-        let settings = EncodeSettings {
-            quality: 80,
-            workers: 1,
-        };
+        let encoders = crate::encoders::EncoderPool::start(1, 1).unwrap();
         let camera = Camera::new(open, Size::new(320, 240));
-        let pipeline = Pipeline::start(
-            camera,
-            settings,
-            bus.clone(),
-            stats.clone(),
-            Arc::new(Health::default()),
-        )
-        .unwrap();
+        let out = Outputs {
+            bus: bus.clone(),
+            stats: stats.clone(),
+            beats: Arc::new(CameraBeats::default()),
+            lane: encoders.lane(0),
+            quality: 80,
+        };
+        let pipeline = Pipeline::start(camera, out, "test").unwrap();
         let seqs: Vec<u64> = std::iter::from_fn(|| rx.recv_blocking())
             .filter(|f| !f.placeholder)
             .take(3)
             .map(|f| f.seq)
             .collect();
         pipeline.shutdown();
+        encoders.shutdown();
         assert_eq!(
             seqs,
             vec![0, 5, 0],

@@ -2,7 +2,7 @@
 //! alive. Liveness ([`crate::supervise::Health::check`], `/healthz`, the
 //! watchdog) says every stage makes progress, and stays true while the card
 //! refuses every write, because the recorder keeps turning. Readiness
-//! (`/healthz?ready`) asks more: the camera streams, recording is on and
+//! (`/healthz?ready`) asks more: the first camera streams, recording is on and
 //! not failing, frames have been written, and (with syncing on) a
 //! `fdatasync` succeeded within twice the sync interval and a second. The
 //! update gate commits a slot only while this holds; it reads this answer,
@@ -42,7 +42,9 @@ impl NotReady {
 /// Whether blackbox is ready, and if not, why.
 pub fn readiness(state: &AppState) -> Result<(), NotReady> {
     state.health.check().map_err(|_| NotReady::Stalled)?;
-    if state.stats.capture_status().state.name() != "streaming" {
+    // The first camera: an unplugged rear camera must not roll an update
+    // back, a front camera that an update broke must.
+    if state.cameras.first().stats.capture_status().state.name() != "streaming" {
         return Err(NotReady::NoFrames);
     }
     let Some(recorder) = &state.recorder else {

@@ -1,24 +1,24 @@
 //! What the HTTP handlers and the frame tap share while blackbox runs: the
-//! configuration, the frame bus, the counters, the recorder's handle, the
+//! configuration, the cameras (each with its bus and counters), the recorder's handle, the
 //! shutdown flag, and gauges of open connections.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use crate::auth::Auth;
-use crate::bus::Bus;
+use crate::cameras::Cameras;
 use crate::config::Config;
 use crate::net::Connections;
 use crate::record::recorder::RecorderHandle;
-use crate::stats::Stats;
 use crate::supervise::Health;
 use crate::sync::Shutdown;
 
 /// Everything the HTTP handlers and the tap share.
 pub struct AppState {
     pub config: Config,
-    pub bus: Arc<Bus>,
-    pub stats: Arc<Stats>,
+    pub cameras: Arc<Cameras>,
+    /// When blackbox started.
+    pub started: std::time::Instant,
     /// Open HTTP connections, and their cap.
     pub http: Arc<Connections>,
     /// Connections turned away because every one was busy.

@@ -1,9 +1,9 @@
 //! Supervision: is every stage making progress, and telling systemd.
 //!
-//! Each stage beats as it makes progress ([`Health`]): the capture thread
-//! each time its loop turns (a missing camera is progress: it is handled,
+//! Each stage beats as it makes progress ([`Health`]): every camera's
+//! capture thread each time its loop turns (a missing camera is progress: it is handled,
 //! with placeholders and reopening), the encoders each time they finish a
-//! job they were given, the recorder on each housekeeping tick while its
+//! job they were given for that camera, the recorder on each housekeeping tick while its
 //! data is synced as often as configured, and the executor from a task of
 //! its own. `/healthz` answers from [`Health::check`], and the systemd
 //! watchdog is fed (`WATCHDOG=1`) only while every stage is healthy: a
@@ -16,6 +16,7 @@
 //! every half `$WATCHDOG_USEC` (if `$WATCHDOG_PID` names this process).
 
 use std::os::unix::net::UnixDatagram;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -78,9 +79,9 @@ impl Encoders {
 }
 
 /// A stage that stopped making progress.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Stall {
-    pub stage: &'static str,
+    pub stage: String,
     pub for_ms: u64,
 }
 
@@ -94,11 +95,18 @@ impl std::fmt::Display for Stall {
     }
 }
 
+/// One camera's stages: its capture thread and its encoder jobs.
+#[derive(Debug, Default)]
+pub struct CameraBeats {
+    pub capture: Beat,
+    pub encoders: Encoders,
+}
+
 /// Every stage's heartbeat.
 #[derive(Debug, Default)]
 pub struct Health {
-    pub capture: Beat,
-    pub encoders: Encoders,
+    /// Each camera's, by id, in camera order.
+    cameras: std::sync::Mutex<Vec<(String, Arc<CameraBeats>)>>,
     /// Beaten by the recorder's tick while its syncs are current.
     pub recorder: Beat,
     /// Whether there is a recorder to watch.
@@ -112,18 +120,27 @@ pub struct Health {
 }
 
 impl Health {
+    /// Watches camera `id` from now on; its pipeline beats what this returns.
+    pub fn add_camera(&self, id: &str) -> Arc<CameraBeats> {
+        let beats = Arc::new(CameraBeats::default());
+        crate::sync::lock(&self.cameras).push((id.to_string(), beats.clone()));
+        beats
+    }
+
     /// `Ok` if every stage made progress recently; else the first that did not.
     pub fn check(&self) -> Result<(), Stall> {
-        let stall = |stage, age: Duration| Stall {
+        let stall = |stage: String, age: Duration| Stall {
             stage,
             for_ms: age.as_millis() as u64,
         };
-        let capture = self.capture.age();
-        if capture > STALL {
-            return Err(stall("the capture thread", capture));
-        }
-        if let Some(age) = self.encoders.stalled_for() {
-            return Err(stall("the encoders", age));
+        for (id, beats) in crate::sync::lock(&self.cameras).iter() {
+            let capture = beats.capture.age();
+            if capture > STALL {
+                return Err(stall(format!("camera {id}'s capture thread"), capture));
+            }
+            if let Some(age) = beats.encoders.stalled_for() {
+                return Err(stall(format!("the encoders of camera {id}"), age));
+            }
         }
         if self.recorder_present.load(Ordering::Relaxed) {
             let limit = match self.recorder_limit_ms.load(Ordering::Relaxed) {
@@ -132,12 +149,12 @@ impl Health {
             };
             let age = self.recorder.age();
             if age > limit {
-                return Err(stall("the recorder", age));
+                return Err(stall("the recorder".into(), age));
             }
         }
         let executor = self.executor.age();
         if executor > STALL {
-            return Err(stall("the executor", executor));
+            return Err(stall("the executor".into(), executor));
         }
         Ok(())
     }
@@ -208,18 +225,20 @@ mod tests {
     #[test]
     fn stages_stall_and_recover() {
         let h = Health::default();
+        let front = h.add_camera("front");
+        let rear = h.add_camera("rear");
         assert_eq!(h.check(), Ok(()));
-        h.capture.0.store(0, Ordering::Relaxed); // a beat long ago
-        assert_eq!(h.check().unwrap_err().stage, "the capture thread");
-        h.capture.beat();
+        rear.capture.0.store(0, Ordering::Relaxed); // a beat long ago
+        assert_eq!(h.check().unwrap_err().stage, "camera rear's capture thread");
+        rear.capture.beat();
         // Work waiting for encoders that finish nothing.
-        h.encoders.submitted();
-        h.encoders.progress.0.store(0, Ordering::Relaxed);
-        assert_eq!(h.check().unwrap_err().stage, "the encoders");
-        h.encoders.completed();
+        front.encoders.submitted();
+        front.encoders.progress.0.store(0, Ordering::Relaxed);
+        assert_eq!(h.check().unwrap_err().stage, "the encoders of camera front");
+        front.encoders.completed();
         assert_eq!(h.check(), Ok(()));
         // Idle encoders are not stalled, however long ago they worked.
-        h.encoders.progress.0.store(0, Ordering::Relaxed);
+        front.encoders.progress.0.store(0, Ordering::Relaxed);
         assert_eq!(h.check(), Ok(()));
         h.recorder_present.store(true, Ordering::Relaxed);
         h.recorder.0.store(0, Ordering::Relaxed);

@@ -27,16 +27,29 @@ pub struct Supervisor {
 
 /// One line for `systemctl status`.
 fn status_line(state: &AppState) -> String {
-    let capture = state.stats.capture_status();
-    let (fps, _) = state.stats.rates();
-    let mut line = match capture.state.name() {
-        "streaming" => format!("streaming {fps:.1} fps"),
-        "starting" => "starting".to_string(),
-        _ => format!(
-            "no signal ({})",
-            capture.last_error.unwrap_or_else(|| "reopening".into())
-        ),
-    };
+    let several = state.cameras.len() > 1;
+    let mut line = state
+        .cameras
+        .iter()
+        .map(|c| {
+            let capture = c.stats.capture_status();
+            let (fps, _) = c.stats.rates();
+            let what = match capture.state.name() {
+                "streaming" => format!("streaming {fps:.1} fps"),
+                "starting" => "starting".to_string(),
+                _ => format!(
+                    "no signal ({})",
+                    capture.last_error.unwrap_or_else(|| "reopening".into())
+                ),
+            };
+            if several {
+                format!("{} {what}", c.id)
+            } else {
+                what
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     match &state.recorder {
         None => line.push_str("; recording disabled"),
         Some(r) => {

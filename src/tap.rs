@@ -30,7 +30,11 @@ async fn client(mut stream: Async<TcpStream>, state: Arc<AppState>) {
         log::info!("tap client {peer} connected");
     }
     let _ = stream.get_ref().set_nodelay(true);
-    let frames = state.bus.subscribe_ordered(state.config.tap.queue_frames);
+    let frames = state
+        .cameras
+        .first()
+        .bus
+        .subscribe_ordered(state.config.tap.queue_frames);
     let timeout = state.config.http.write_timeout;
     while let Some(frame) = frames.recv().await {
         let Ok(len) = u32::try_from(frame.jpeg.len()) else {

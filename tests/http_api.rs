@@ -55,10 +55,10 @@ fn snapshot_status_metrics_and_errors() {
     let text = String::from_utf8(body).unwrap();
     for needle in [
         "# TYPE blackbox_frames_total counter",
-        "blackbox_frames_total{stage=\"captured\"}",
-        "blackbox_frames_dropped_total{reason=\"encoder_busy\"}",
-        "blackbox_fps{kind=\"target\"} 20",
-        "blackbox_viewers 0",
+        "blackbox_frames_total{camera=\"front\",stage=\"captured\"}",
+        "blackbox_frames_dropped_total{camera=\"front\",reason=\"encoder_busy\"}",
+        "blackbox_fps{camera=\"front\",kind=\"target\"} 20",
+        "blackbox_viewers{camera=\"front\"} 0",
     ] {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }

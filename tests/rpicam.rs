@@ -80,7 +80,7 @@ fn frames_arrive_with_the_right_command_line() {
     let args = std::fs::read_to_string(&args_file).unwrap();
     assert_eq!(
         args.lines().next().unwrap(),
-        "-t 0 -n --codec yuv420 --width 640 --height 480 --framerate 30 --flush -o -"
+        "--camera 0 -t 0 -n --codec yuv420 --width 640 --height 480 --framerate 30 --flush -o -"
     );
 }
 

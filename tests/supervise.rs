@@ -89,8 +89,8 @@ fn the_watchdog_is_fed_only_while_every_stage_progresses() {
     assert_eq!((code, String::from_utf8_lossy(&body).trim()), (200, "ok"));
 
     for (fault, stage) in [
-        ("wedge_capture", "the capture thread"),
-        ("wedge_encoder", "the encoders"),
+        ("wedge_capture", "camera front's capture thread"),
+        ("wedge_encoder", "the encoders of camera front"),
         ("wedge_recorder", "the recorder"),
         ("wedge_executor", "the executor"),
     ] {
@@ -119,8 +119,8 @@ fn the_watchdog_is_fed_only_while_every_stage_progresses() {
     systemd.until(30, "STOPPING=1", |m| m.contains("STOPPING=1"));
     let log = server.terminate();
     for stage in [
-        "the capture thread",
-        "the encoders",
+        "camera front's capture thread",
+        "the encoders of camera front",
         "the recorder",
         "the executor",
     ] {

@@ -86,18 +86,29 @@ pub trait Source: Send {
     fn next_frame(&mut self) -> Result<RawFrame<'_>, CaptureError>;
 }
 
-/// Resolves [`SourceKind::Auto`] once, at start-up: `rpicam-vid` if it
-/// lists a camera, else the first V4L2 device that can stream a format
-/// blackbox uses, else the test pattern (at a size it can draw). Other kinds
-/// are returned unchanged.
-pub fn detect(cfg: &CameraConfig) -> CameraConfig {
-    let mut out = cfg.clone();
-    if cfg.source != SourceKind::Auto {
-        return out;
-    }
-    if rpicam::lists_a_camera(&cfg.rpicam_path) {
-        out.source = SourceKind::Rpicam;
-        return out;
+/// V4L2 drivers whose nodes belong to libcamera or to the Pi's hardware
+/// codecs: never a camera of ours, whatever formats they list.
+const NOT_CAMERAS: &[&str] = &[
+    "rp1-cfe",
+    "unicam",
+    "pispbe",
+    "bcm2835-isp",
+    "bcm2835-codec",
+    "rpi-hevc-dec",
+];
+
+/// Every camera this machine has, for `--source auto` (once, at start-up):
+/// each Pi camera `rpicam-vid --list-cameras` names, then each V4L2 device
+/// that can stream a format blackbox uses; the test pattern (at a size it
+/// can draw) when there is none. The first keeps `base`'s id, the second is
+/// `rear`, then `camera3` and on; everything else comes from `base`.
+pub fn discover(base: &CameraConfig) -> Vec<CameraConfig> {
+    let mut found = Vec::new();
+    for index in rpicam::list_cameras(&base.rpicam_path) {
+        let mut c = base.clone();
+        c.source = SourceKind::Rpicam;
+        c.index = index;
+        found.push(c);
     }
     for path in v4l2::video_devices() {
         let Ok(report) = v4l2::describe(&path) else {
@@ -105,29 +116,57 @@ pub fn detect(cfg: &CameraConfig) -> CameraConfig {
         };
         let usable = report.capture
             && report.streaming
+            && !NOT_CAMERAS.contains(&report.driver.as_str())
             && report.formats.iter().any(|f| f.blackbox_name.is_some());
         if usable {
-            out.source = SourceKind::V4l2;
-            out.device = path.display().to_string();
-            return out;
+            let mut c = base.clone();
+            c.source = SourceKind::V4l2;
+            c.device = path.display().to_string();
+            found.push(c);
         }
     }
-    out.source = SourceKind::Testsrc;
-    let (min, max) = (
-        crate::config::TESTSRC_MIN_SIZE,
-        crate::config::TESTSRC_MAX_SIZE,
-    );
-    out.size = crate::frame::Size::new(
-        cfg.size.width.clamp(min.width, max.width) / 2 * 2,
-        cfg.size.height.clamp(min.height, max.height) / 2 * 2,
-    );
-    out
+    if found.is_empty() {
+        let mut c = base.clone();
+        c.source = SourceKind::Testsrc;
+        let (min, max) = (
+            crate::config::TESTSRC_MIN_SIZE,
+            crate::config::TESTSRC_MAX_SIZE,
+        );
+        c.size = crate::frame::Size::new(
+            base.size.width.clamp(min.width, max.width) / 2 * 2,
+            base.size.height.clamp(min.height, max.height) / 2 * 2,
+        );
+        found.push(c);
+    }
+    for (n, c) in found.iter_mut().enumerate() {
+        match n {
+            0 => {}
+            1 => c.id = "rear".into(),
+            n => c.id = format!("camera{}", n + 1),
+        }
+    }
+    found
+}
+
+/// What [`discover`] chose for a camera, for the log.
+pub fn describe_choice(c: &CameraConfig) -> String {
+    match c.source {
+        SourceKind::Rpicam => format!(
+            "the Pi camera {} (rpicam-vid --camera {})",
+            c.index, c.index
+        ),
+        SourceKind::V4l2 => format!("the V4L2 camera {}", c.device),
+        _ => "the test pattern (no camera found)".into(),
+    }
 }
 
 /// Opens the source the configuration names.
 pub fn open(cfg: &CameraConfig, quality: u8) -> Result<Box<dyn Source>, CaptureError> {
     match cfg.source {
-        SourceKind::Auto => open(&detect(cfg), quality),
+        SourceKind::Auto => match discover(cfg).first() {
+            Some(c) => open(c, quality),
+            None => Err(CaptureError::Unsupported("no camera found".into())),
+        },
         SourceKind::Testsrc => Ok(Box::new(testsrc::TestSource::new(
             cfg.size,
             cfg.fps,
@@ -140,12 +179,15 @@ pub fn open(cfg: &CameraConfig, quality: u8) -> Result<Box<dyn Source>, CaptureE
             size: cfg.size,
             fps: cfg.fps,
             format: cfg.pixel_format,
+            raw_first: cfg.rotation == crate::config::Rotation::Half,
             buffers: cfg.buffers,
             timeout: cfg.timeout,
         })?)),
         SourceKind::Rpicam => Ok(Box::new(rpicam::RpicamSource::spawn(
             &rpicam::RpicamRequest {
                 program: cfg.rpicam_path.clone(),
+                camera: cfg.index,
+                rotate: cfg.rotation == crate::config::Rotation::Half,
                 size: cfg.size,
                 fps: cfg.fps,
                 mjpeg: cfg.pixel_format == Some(PixelFormat::Mjpeg),

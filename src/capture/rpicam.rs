@@ -35,6 +35,11 @@ const READ_CHUNK: usize = 256 * 1024;
 pub struct RpicamRequest {
     /// The program (a path, or a name looked up on PATH).
     pub program: String,
+    /// Which camera (`--camera N`): 0 or 1 on a Pi 5.
+    pub camera: u32,
+    /// Upside down, turned by libcamera (`--rotation 180`: the sensor reads
+    /// out flipped, at no cost).
+    pub rotate: bool,
     pub size: Size,
     pub fps: u32,
     /// MJPEG from the camera's ISP instead of raw I420.
@@ -47,17 +52,23 @@ pub struct RpicamRequest {
 impl RpicamRequest {
     /// The arguments passed to the program.
     pub fn args(&self) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "-t",
-            "0",
-            "-n",
-            "--codec",
-            if self.mjpeg { "mjpeg" } else { "yuv420" },
-            "--width",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = vec!["--camera".into(), self.camera.to_string()];
+        if self.rotate {
+            args.push("--rotation".into());
+            args.push("180".into());
+        }
+        args.extend(
+            [
+                "-t",
+                "0",
+                "-n",
+                "--codec",
+                if self.mjpeg { "mjpeg" } else { "yuv420" },
+                "--width",
+            ]
+            .iter()
+            .map(|s| s.to_string()),
+        );
         args.push(self.size.width.to_string());
         args.push("--height".into());
         args.push(self.size.height.to_string());
@@ -74,8 +85,8 @@ impl RpicamRequest {
     }
 }
 
-/// Whether `program --list-cameras` names at least one camera (within 5 s).
-pub fn lists_a_camera(program: &str) -> bool {
+/// The cameras `program --list-cameras` names (within 5 s), by index.
+pub fn list_cameras(program: &str) -> Vec<u32> {
     let Ok(mut child) = Command::new(program)
         .arg("--list-cameras")
         .stdin(Stdio::null())
@@ -83,7 +94,7 @@ pub fn lists_a_camera(program: &str) -> bool {
         .stderr(Stdio::null())
         .spawn()
     else {
-        return false;
+        return Vec::new();
     };
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -93,7 +104,7 @@ pub fn lists_a_camera(program: &str) -> bool {
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
-                return false;
+                return Vec::new();
             }
         }
     }
@@ -102,11 +113,16 @@ pub fn lists_a_camera(program: &str) -> bool {
         let _ = out.read_to_string(&mut text);
     }
     // "Available cameras" then lines like "0 : imx708 [4608x2592 ...]".
-    text.lines().any(|l| {
-        let l = l.trim_start();
-        l.split_once(" : ")
-            .is_some_and(|(n, _)| n.trim().parse::<u32>().is_ok())
-    })
+    let mut found: Vec<u32> = text
+        .lines()
+        .filter_map(|l| {
+            let (n, _) = l.trim_start().split_once(" : ")?;
+            n.trim().parse::<u32>().ok()
+        })
+        .collect();
+    found.sort_unstable();
+    found.dedup();
+    found
 }
 
 /// `rpicam-vid` running as a child.
@@ -348,6 +364,8 @@ mod tests {
     fn command_line() {
         let req = RpicamRequest {
             program: "rpicam-vid".into(),
+            camera: 0,
+            rotate: false,
             size: Size::new(1280, 720),
             fps: 30,
             mjpeg: false,
@@ -356,7 +374,17 @@ mod tests {
         };
         assert_eq!(
             req.args().join(" "),
-            "-t 0 -n --codec yuv420 --width 1280 --height 720 --framerate 30 --flush -o -"
+            "--camera 0 -t 0 -n --codec yuv420 --width 1280 --height 720 --framerate 30 --flush -o -"
+        );
+        let rear = RpicamRequest {
+            camera: 1,
+            rotate: true,
+            ..req.clone()
+        };
+        assert!(
+            rear.args()
+                .join(" ")
+                .starts_with("--camera 1 --rotation 180 -t 0")
         );
         let mjpeg = RpicamRequest { mjpeg: true, ..req };
         assert!(mjpeg.args().join(" ").contains("--codec mjpeg"));
@@ -367,6 +395,8 @@ mod tests {
     fn a_missing_program_is_an_error() {
         let req = RpicamRequest {
             program: "/nonexistent/rpicam-vid".into(),
+            camera: 0,
+            rotate: false,
             size: Size::new(640, 480),
             fps: 30,
             mjpeg: false,

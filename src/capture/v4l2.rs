@@ -56,6 +56,9 @@ pub struct V4l2Request {
     pub fps: u32,
     /// `None`: the best format the device offers (MJPEG, then YUYV, NV12, YU12).
     pub format: Option<PixelFormat>,
+    /// With `format` `None`: raw formats before MJPEG (a camera turned in
+    /// the conversion; camera JPEGs pass through as they came).
+    pub raw_first: bool,
     pub buffers: u32,
     /// Longest wait for one frame.
     pub timeout: Duration,
@@ -275,6 +278,8 @@ impl V4l2Source {
             }
             None => PixelFormat::ALL
                 .into_iter()
+                .filter(|f| !req.raw_first || f.is_raw())
+                .chain(PixelFormat::ALL.into_iter().filter(|f| !f.is_raw()))
                 .find(|f| offered.contains(f))
                 .ok_or_else(|| {
                     CaptureError::Unsupported(format!(

@@ -13,16 +13,17 @@ use smol::Timer;
 
 use super::multipart;
 use super::respond::{Body, json_error, no_store, respond};
+use crate::cameras::CameraUnit;
 use crate::clock::monotonic_now;
 use crate::frame::Frame;
-use crate::state::AppState;
 
 /// How long a snapshot waits for a frame when nothing is flowing.
 const SNAPSHOT_WAIT: Duration = Duration::from_secs(3);
 
-/// The live stream, until the bus closes (shutdown) or the client leaves.
-pub fn stream(state: &AppState) -> Response<Body> {
-    let viewer = state.bus.viewer();
+/// A camera's live stream, until its bus closes (shutdown) or the client
+/// leaves.
+pub fn stream(camera: &CameraUnit) -> Response<Body> {
+    let viewer = camera.bus.viewer();
     let parts = stream::unfold(viewer, |mut v| async move {
         let f = v.next().await?;
         Some((Ok((f.jpeg.clone(), f.captured.unix_seconds())), v))
@@ -38,18 +39,17 @@ fn jpeg(frame: &Frame) -> Response<Body> {
     no_store(res)
 }
 
-/// The newest frame. When frames are flowing it is sent at once; otherwise
-/// (nobody watching, so nothing is encoded) the request becomes a viewer
-/// for one frame.
-pub async fn snapshot(state: &AppState, path: &str) -> Response<Body> {
-    let fresh =
-        Duration::from_secs(2) / state.config.camera.fps.max(1) + Duration::from_millis(100);
-    if let Some(frame) = state.bus.latest()
+/// A camera's newest frame. When frames are flowing it is sent at once;
+/// otherwise (nobody watching, so nothing is encoded) the request becomes a
+/// viewer for one frame.
+pub async fn snapshot(camera: &CameraUnit, path: &str) -> Response<Body> {
+    let fresh = Duration::from_secs(2) / camera.config.fps.max(1) + Duration::from_millis(100);
+    if let Some(frame) = camera.bus.latest()
         && monotonic_now().saturating_sub(frame.captured.mono) < fresh
     {
         return jpeg(&frame);
     }
-    let mut viewer = state.bus.viewer();
+    let mut viewer = camera.bus.viewer();
     let frame = future::or(viewer.next(), async {
         Timer::after(SNAPSHOT_WAIT).await;
         None

@@ -5,7 +5,12 @@
 
 use std::fmt::Write as _;
 
-use super::status::Status;
+use super::status::{CameraStatus, Status};
+
+/// A sample's label beyond `camera` (an empty name for none) and value.
+type Sample = (&'static str, &'static str, f64);
+/// Labels of one sample, and how many of them are used.
+type Labels<'a> = ([(&'a str, &'a str); 2], usize);
 
 /// The exposition being written.
 struct Exposition(String);
@@ -37,6 +42,29 @@ impl Exposition {
         }
     }
 
+    /// A family whose samples are per camera: (camera, label, value of the
+    /// label, sample); an empty label name is none beyond `camera`.
+    fn camera_family(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        samples: &[(&str, &str, &str, f64)],
+    ) {
+        let labelled: Vec<(Labels<'_>, f64)> = samples
+            .iter()
+            .map(|(cam, k, v, x)| {
+                let used = if k.is_empty() { 1 } else { 2 };
+                (([("camera", *cam), (*k, *v)], used), *x)
+            })
+            .collect();
+        let rows: Vec<(&[(&str, &str)], f64)> = labelled
+            .iter()
+            .map(|((labels, n), x)| (&labels[..*n], *x))
+            .collect();
+        self.family(name, kind, help, &rows);
+    }
+
     fn one(&mut self, name: &str, kind: &str, help: &str, value: f64) {
         self.family(name, kind, help, &[(&[], value)]);
     }
@@ -49,65 +77,87 @@ fn flag(b: bool) -> f64 {
 /// The text for `/metrics`.
 pub fn exposition(st: &Status) -> String {
     let mut m = Exposition(String::new());
-    let f = &st.frames;
-    m.family(
+    // Per camera: every sample carries the camera's id.
+    let cams = &st.cameras;
+    let per = |pick: &dyn Fn(&CameraStatus) -> Vec<Sample>| {
+        cams.iter()
+            .flat_map(|c| {
+                pick(c)
+                    .into_iter()
+                    .map(move |(k, v, x)| (c.id.as_str(), k, v, x))
+            })
+            .collect::<Vec<_>>()
+    };
+    m.camera_family(
         "frames_total",
         "counter",
-        "Frames through each stage.",
-        &[
-            (&[("stage", "captured")], f.captured as f64),
-            (&[("stage", "encoded")], f.encoded as f64),
-            (&[("stage", "passed_through")], f.passed_through as f64),
-            (&[("stage", "published")], f.published as f64),
-            (&[("stage", "idle")], f.idle as f64),
-            (&[("stage", "placeholder")], f.placeholders as f64),
-        ],
+        "Frames through each stage, per camera.",
+        &per(&|c| {
+            let f = &c.frames;
+            vec![
+                ("stage", "captured", f.captured as f64),
+                ("stage", "encoded", f.encoded as f64),
+                ("stage", "passed_through", f.passed_through as f64),
+                ("stage", "published", f.published as f64),
+                ("stage", "idle", f.idle as f64),
+                ("stage", "placeholder", f.placeholders as f64),
+            ]
+        }),
     );
-    let d = &st.drops;
-    m.family(
+    m.camera_family(
         "frames_dropped_total",
         "counter",
-        "Frames dropped, by reason.",
-        &[
-            (&[("reason", "source")], d.source as f64),
-            (&[("reason", "encoder_busy")], d.encoder_busy as f64),
-            (&[("reason", "encode_error")], d.encode_error as f64),
-            (&[("reason", "convert")], d.convert as f64),
-            (&[("reason", "corrupt")], d.corrupt as f64),
-            (&[("reason", "bad_frame")], d.bad_frame as f64),
-            (&[("reason", "viewer_skipped")], d.viewer_skipped as f64),
-            (&[("reason", "ordered_overflow")], d.ordered_overflow as f64),
-        ],
+        "Frames dropped, per camera, by reason.",
+        &per(&|c| {
+            let d = &c.drops;
+            vec![
+                ("reason", "source", d.source as f64),
+                ("reason", "encoder_busy", d.encoder_busy as f64),
+                ("reason", "encode_error", d.encode_error as f64),
+                ("reason", "convert", d.convert as f64),
+                ("reason", "corrupt", d.corrupt as f64),
+                ("reason", "bad_frame", d.bad_frame as f64),
+                ("reason", "viewer_skipped", d.viewer_skipped as f64),
+                ("reason", "ordered_overflow", d.ordered_overflow as f64),
+            ]
+        }),
     );
-    m.one(
+    m.camera_family(
         "capture_errors_total",
         "counter",
         "Source errors that closed and reopened the camera.",
-        d.capture_errors as f64,
+        &per(&|c| vec![("", "", c.drops.capture_errors as f64)]),
     );
-    m.family(
+    m.camera_family(
         "fps",
         "gauge",
-        "Frames per second: target, measured capture, measured output.",
-        &[
-            (&[("kind", "target")], f64::from(st.fps.target)),
-            (&[("kind", "capture")], st.fps.capture),
-            (&[("kind", "output")], st.fps.output),
-        ],
+        "Frames per second, per camera: target, measured capture, measured output.",
+        &per(&|c| {
+            vec![
+                ("kind", "target", f64::from(c.fps.target)),
+                ("kind", "capture", c.fps.capture),
+                ("kind", "output", c.fps.output),
+            ]
+        }),
     );
-    m.one(
+    m.camera_family(
         "encode_mean_milliseconds",
         "gauge",
-        "Mean JPEG encode time per frame.",
-        st.encode.mean_ms,
+        "Mean JPEG encode time per frame, per camera.",
+        &per(&|c| vec![("", "", c.encode.mean_ms)]),
     );
-    m.one(
+    m.camera_family(
         "capture_streaming",
         "gauge",
-        "1 while frames flow from the source.",
-        flag(st.source.state == "streaming"),
+        "1 while frames flow from the camera.",
+        &per(&|c| vec![("", "", flag(c.source.state == "streaming"))]),
     );
-    m.one("viewers", "gauge", "Live MJPEG viewers.", st.viewers as f64);
+    m.camera_family(
+        "viewers",
+        "gauge",
+        "Live MJPEG viewers, per camera.",
+        &per(&|c| vec![("", "", c.viewers as f64)]),
+    );
     m.one(
         "tap_clients",
         "gauge",

@@ -78,6 +78,25 @@ pub async fn handle(
         return res;
     }
     let readable = matches!(*req.method(), Method::GET | Method::HEAD);
+    // A camera's own live view: /cameras/{id}/video_feed, …/snapshot.jpg.
+    if let Some(rest) = path.strip_prefix("/cameras/") {
+        let Some((id, what)) = rest.split_once('/') else {
+            return json_error(StatusCode::NOT_FOUND, "not found", &path);
+        };
+        if !matches!(what, "video_feed" | "snapshot.jpg") {
+            return json_error(StatusCode::NOT_FOUND, "not found", &path);
+        }
+        let Some(camera) = state.cameras.get(id) else {
+            return json_error(StatusCode::NOT_FOUND, "no such camera", &path);
+        };
+        if !readable {
+            return not_allowed("GET, HEAD", &path);
+        }
+        return match what {
+            "video_feed" => live::stream(camera),
+            _ => live::snapshot(camera, &path).await,
+        };
+    }
     let known = matches!(
         path.as_str(),
         "/" | "/index.html"
@@ -99,8 +118,10 @@ pub async fn handle(
             "text/html; charset=utf-8",
             INDEX_HTML,
         )),
-        "/video_feed" | "/stream" => live::stream(state),
-        "/snapshot.jpg" => live::snapshot(state, &path).await,
+        // The first camera's, where every client written for one camera
+        // looks.
+        "/video_feed" | "/stream" => live::stream(state.cameras.first()),
+        "/snapshot.jpg" => live::snapshot(state.cameras.first(), &path).await,
         "/api/status" => {
             let body = serde_json::to_vec(&Status::gather(state)).unwrap_or_default();
             no_store(respond(StatusCode::OK, "application/json", body))

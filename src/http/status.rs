@@ -1,23 +1,25 @@
 //! What `/api/status` reports (and `/metrics` exposes, see
 //! [`super::metrics`]), gathered once per request from the counters of
-//! every stage.
+//! every stage: each camera's under `cameras`, and the first camera's also
+//! at the top level, where clients written for one camera read them.
 
 use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
+use crate::cameras::CameraUnit;
+use crate::config::Config;
 use crate::state::AppState;
 
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub version: &'static str,
     pub uptime_seconds: f64,
-    pub source: SourceStatus,
-    pub fps: Fps,
-    pub frames: Frames,
-    pub drops: Drops,
-    pub encode: EncodeStatus,
-    pub viewers: usize,
+    /// The first camera's status, flat (`source`, `fps`, `frames`…).
+    #[serde(flatten)]
+    pub first: CameraStatus,
+    /// Every camera's, in order.
+    pub cameras: Vec<CameraStatus>,
     pub tap_clients: usize,
     pub http_connections: usize,
     /// Connections turned away because every one of `http.max_connections`
@@ -44,7 +46,23 @@ pub struct RecorderView {
     pub dropped: u64,
 }
 
-#[derive(Debug, Serialize)]
+/// One camera's part of the status.
+#[derive(Clone, Debug, Serialize)]
+pub struct CameraStatus {
+    pub id: String,
+    /// Whether its frames are recorded (`camera.record`).
+    pub record: bool,
+    /// Degrees its picture is turned.
+    pub rotation: u32,
+    pub source: SourceStatus,
+    pub fps: Fps,
+    pub frames: Frames,
+    pub drops: Drops,
+    pub encode: EncodeStatus,
+    pub viewers: usize,
+}
+
+#[derive(Clone, Debug, Serialize)]
 pub struct SourceStatus {
     pub kind: &'static str,
     pub device: Option<String>,
@@ -59,7 +77,7 @@ pub struct SourceStatus {
     pub sequence: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Fps {
     pub target: u32,
     /// Frames per second from the source, measured over the last seconds.
@@ -68,7 +86,7 @@ pub struct Fps {
     pub output: f64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Frames {
     pub captured: u64,
     pub encoded: u64,
@@ -80,7 +98,7 @@ pub struct Frames {
     pub placeholders: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Drops {
     /// Skipped by the source (sequence gaps).
     pub source: u64,
@@ -102,40 +120,41 @@ pub struct Drops {
     pub capture_errors: u64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct EncodeStatus {
     pub quality: u8,
     pub workers: usize,
     pub mean_ms: f64,
 }
 
-impl Status {
-    pub fn gather(state: &AppState) -> Self {
-        let stats = &state.stats;
-        let bus = &state.bus;
-        let cfg = &state.config;
+impl CameraStatus {
+    pub fn gather(unit: &CameraUnit, cfg: &Config) -> Self {
+        let stats = &unit.stats;
+        let bus = &unit.bus;
+        let cam = &unit.config;
         let capture = stats.capture_status();
         let (fps_in, fps_out) = stats.rates();
         let info = capture.info.as_ref();
-        Status {
-            version: env!("CARGO_PKG_VERSION"),
-            uptime_seconds: round3(stats.uptime().as_secs_f64()),
+        CameraStatus {
+            id: unit.id.clone(),
+            record: cam.record,
+            rotation: cam.rotation.degrees(),
             source: SourceStatus {
-                kind: info.map_or(cfg.camera.source.name(), |i| i.kind.name()),
+                kind: info.map_or(cam.source.name(), |i| i.kind.name()),
                 device: info.map(|i| i.device.clone()),
                 pixel_format: info
                     .map(|i| i.format.name())
-                    .or(cfg.camera.pixel_format.map(|f| f.name()))
+                    .or(cam.pixel_format.map(|f| f.name()))
                     .unwrap_or("auto"),
-                width: info.map_or(cfg.camera.size, |i| i.size).width,
-                height: info.map_or(cfg.camera.size, |i| i.size).height,
+                width: info.map_or(cam.size, |i| i.size).width,
+                height: info.map_or(cam.size, |i| i.size).height,
                 state: capture.state.name(),
                 last_error: capture.last_error,
                 reconnects: capture.reconnects,
                 sequence: stats.last_sequence.load(Ordering::Relaxed),
             },
             fps: Fps {
-                target: info.map_or(cfg.camera.fps, |i| i.fps),
+                target: info.map_or(cam.fps, |i| i.fps),
                 capture: round3(fps_in),
                 output: round3(fps_out),
             },
@@ -159,11 +178,27 @@ impl Status {
                 capture_errors: stats.capture_errors.get(),
             },
             encode: EncodeStatus {
-                quality: cfg.encode.quality,
+                quality: unit.quality,
                 workers: cfg.encode.workers,
                 mean_ms: round3(stats.mean_encode_ms()),
             },
             viewers: bus.viewer_count(),
+        }
+    }
+}
+
+impl Status {
+    pub fn gather(state: &AppState) -> Self {
+        let cameras: Vec<CameraStatus> = state
+            .cameras
+            .iter()
+            .map(|u| CameraStatus::gather(u, &state.config))
+            .collect();
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_seconds: round3(state.started.elapsed().as_secs_f64()),
+            first: cameras[0].clone(),
+            cameras,
             tap_clients: state.tap_clients.load(Ordering::SeqCst),
             http_connections: state.http.count(),
             http_refused: state.refused.load(Ordering::Relaxed),
