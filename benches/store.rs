@@ -33,6 +33,7 @@ fn fill(recordings: &Path, n: u64) {
         let name = SegmentName {
             seq,
             start: t0 + Duration::from_secs(60 * seq),
+            camera: blackbox::record::names::CameraTag::new("front").unwrap(),
         };
         let path = recordings.join(name.file_name());
         let mut w = MkvWriter::create(&path, size, name.start).unwrap();

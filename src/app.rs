@@ -16,7 +16,7 @@ use crate::auth::Auth;
 use crate::cameras::Cameras;
 use crate::config::Config;
 use crate::net::Connections;
-use crate::record::recorder::{Recorder, RecorderConfig};
+use crate::record::recorder::{RecordedCamera, Recorder, RecorderConfig};
 use crate::state::AppState;
 use crate::supervise::Health;
 use crate::sync::Shutdown;
@@ -143,13 +143,22 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     let health = Arc::new(Health::default());
     let cameras = Arc::new(Cameras::new(&config, &health));
     let recorder = if config.record.enabled {
+        // Every camera with `record` on.
+        let recorded = cameras
+            .iter()
+            .filter(|c| c.config.record)
+            .map(|c| RecordedCamera {
+                id: c.id.clone(),
+                bus: c.bus.clone(),
+            })
+            .collect();
         let rc = RecorderConfig {
             record: config.record.clone(),
             event: config.event.clone(),
             event_budget: config.event_budget(),
         };
         Some(
-            Recorder::start(rc, cameras.first().bus.clone(), health.clone())
+            Recorder::start(rc, recorded, health.clone())
                 .map_err(|e| AppError::Data(config.record.dir.clone(), e))?,
         )
     } else {

@@ -124,7 +124,7 @@ impl Bus {
         if !self.is_closed() {
             ordered.push((tx, dropped));
         }
-        OrderedReceiver { rx }
+        OrderedReceiver { rx: Box::pin(rx) }
     }
 
     /// Ordered subscribers right now.
@@ -229,13 +229,23 @@ impl Drop for Viewer {
 
 /// An ordered subscription: every frame, in order, unless the queue overflowed.
 pub struct OrderedReceiver {
-    rx: async_channel::Receiver<Arc<Frame>>,
+    // Pinned once here, so a receiver can be polled in place among others.
+    rx: std::pin::Pin<Box<async_channel::Receiver<Arc<Frame>>>>,
 }
 
 impl OrderedReceiver {
     /// The next frame; `None` once the bus is closed and the queue drained.
     pub async fn recv(&self) -> Option<Arc<Frame>> {
         self.rx.recv().await.ok()
+    }
+
+    /// Polls for the next frame (for waiting on several receivers at once):
+    /// `Ready(None)` once the bus is closed and the queue drained.
+    pub fn poll_recv(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Arc<Frame>>> {
+        futures_lite::Stream::poll_next(self.rx.as_mut(), cx)
     }
 
     /// Like [`OrderedReceiver::recv`], for threads outside the executor.

@@ -1,10 +1,18 @@
 //! Several cameras in one blackbox: two test patterns at different sizes and
 //! rates, each with its own live view, snapshot, status and metrics; the
 //! first where one-camera clients look; a camera turned upside down in the
-//! conversion; and each broken `[[cameras]]` list refused with one line.
+//! conversion; both recorded into segments that pair up by moment, every
+//! frame of each accounted for, an event protecting both, the loop deleting
+//! whole moments; and each broken `[[cameras]]` list refused with one line.
 
 mod common;
 
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use blackbox::record::names;
+use blackbox::record::scan::{self, Depth};
 use common::{MjpegReader, Server, TempDir, get};
 
 /// Front 640x480 at 25 fps; rear 320x240 at 10 fps, mounted upside down.
@@ -23,6 +31,37 @@ fn turned_sequence(jpeg: &[u8]) -> Option<u32> {
     // A tightly packed plane turned half way round is its pixels reversed.
     luma.reverse();
     blackbox::capture::testsrc::read_sequence(&luma, w, h, w)
+}
+
+/// The test-pattern sequence number of every frame of a segment, in order.
+fn sequences(path: &Path, turned: bool) -> Vec<u32> {
+    let s = scan::scan(path, Depth::Checksums).unwrap();
+    assert!(s.problem.is_none(), "{}: {:?}", path.display(), s.problem);
+    let file = File::open(path).unwrap();
+    s.frames
+        .iter()
+        .map(|f| {
+            let jpeg = scan::read_frame(&file, f, true).unwrap();
+            if turned {
+                turned_sequence(&jpeg).expect("a turned strip")
+            } else {
+                common::sequence_of(&jpeg)
+            }
+        })
+        .collect()
+}
+
+/// Finished segments in `dir`, by moment then camera.
+fn segments(dir: &Path) -> BTreeMap<(u64, String), PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().to_string();
+            let n = names::parse(&name)?;
+            Some(((n.seq, n.camera.as_str().to_string()), e.path()))
+        })
+        .collect()
 }
 
 /// `n` frames from a camera's live view: their sizes and sequence numbers.
@@ -110,6 +149,143 @@ fn each_camera_has_its_own_live_view_status_and_metrics() {
     }
     let (code, _, _) = common::request("POST", &server.url("/cameras/rear/snapshot.jpg"));
     assert_eq!(code, 405);
+}
+
+#[test]
+fn both_cameras_record_moments_that_pair_and_an_event_keeps_both() {
+    let dir = TempDir::new("cams-rec");
+    let server = start_two(&dir, "segment_seconds = 2\n");
+    server.wait_status(90, "three moments of both cameras", |st| {
+        st["recorder"]["segments_finished"].as_u64().unwrap_or(0) >= 6
+    });
+    let (code, _, _) = common::request("POST", &server.url("/api/events"));
+    assert_eq!(code, 202);
+    // An event covers the seconds after it too: let them be recorded.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let (code, _, _) = common::request("POST", &server.url("/api/recording/stop"));
+    assert_eq!(code, 200);
+    let st = server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped"
+            && st["recorder"]["cameras"]
+                .as_array()
+                .is_some_and(|c| c.iter().all(|c| c["segment"].is_null()))
+    });
+    let rec = &st["recorder"];
+    let data = dir.0.join("data");
+    let mut all = segments(&data.join("recordings"));
+    let protected = segments(&data.join("events"));
+    assert!(
+        protected.keys().any(|k| k.1 == "front") && protected.keys().any(|k| k.1 == "rear"),
+        "the event protects both cameras: {protected:?}"
+    );
+    all.extend(protected.clone());
+    // Every moment has both cameras, under one start time.
+    let mut moments: BTreeMap<u64, Vec<&str>> = BTreeMap::new();
+    for (seq, cam) in all.keys() {
+        moments.entry(*seq).or_default().push(cam);
+    }
+    assert!(moments.len() >= 3, "{moments:?}");
+    for (seq, cams) in &moments {
+        assert_eq!(cams, &vec!["front", "rear"], "moment {seq}: {all:?}");
+        let front = all[&(*seq, "front".to_string())]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let rear = all[&(*seq, "rear".to_string())]
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        assert_eq!(
+            front.replace("-front.mkv", ""),
+            rear.replace("-rear.mkv", "")
+        );
+    }
+    // Every frame of each camera, in order, in files that play.
+    let by_camera = |id: &str| -> Vec<PathBuf> {
+        all.iter()
+            .filter(|(k, _)| k.1 == id)
+            .map(|(_, p)| p.clone())
+            .collect()
+    };
+    for (n, (id, size, turned)) in [("front", (640, 480), false), ("rear", (320, 240), true)]
+        .into_iter()
+        .enumerate()
+    {
+        let track = &rec["cameras"][n];
+        assert_eq!(track["id"], id);
+        let mut seqs = Vec::new();
+        for seg in by_camera(id) {
+            let (frames, w, h) = common::ffprobe(&seg);
+            assert_eq!((w as usize, h as usize), size, "{}", seg.display());
+            let (decoded, errors) = common::ffmpeg_decode(&seg);
+            assert_eq!(decoded, frames, "{}: {errors}", seg.display());
+            seqs.extend(sequences(&seg, turned));
+        }
+        assert!(
+            seqs.windows(2).all(|w| w[1] > w[0]),
+            "{id}: out of order or twice"
+        );
+        let written = track["frames_written"].as_u64().unwrap();
+        assert_eq!(
+            seqs.len() as u64,
+            written,
+            "{id}: every frame written is in a file"
+        );
+        let span = u64::from(seqs[seqs.len() - 1] - seqs[0]) + 1;
+        let dropped = track["dropped"].as_u64().unwrap() + track["frames_lost"].as_u64().unwrap();
+        let cam = &st["cameras"][n]["drops"];
+        let counted =
+            dropped + cam["encoder_busy"].as_u64().unwrap() + cam["source"].as_u64().unwrap();
+        assert!(
+            written + counted >= span,
+            "{id}: {} of {span} frames neither recorded nor counted",
+            span - written
+        );
+    }
+    // The list pairs them too.
+    let list = common::testkit_get_json(&server.url("/api/recordings"));
+    let moments_listed = list["moments"].as_array().unwrap();
+    assert_eq!(moments_listed.len(), moments.len(), "{list}");
+    for m in moments_listed {
+        let cams = m["cameras"].as_object().unwrap();
+        assert_eq!(
+            cams.keys().collect::<Vec<_>>(),
+            vec!["front", "rear"],
+            "{m}"
+        );
+    }
+    assert!(moments_listed.iter().any(|m| m["protected"] == true));
+}
+
+#[test]
+fn the_loop_deletes_whole_moments_oldest_first() {
+    let dir = TempDir::new("cams-loop");
+    let server = start_two(&dir, "segment_seconds = 1\nmax_usage = \"3MiB\"\n");
+    server.wait_status(120, "the loop to delete", |st| {
+        st["recorder"]["segments_deleted"].as_u64().unwrap_or(0) >= 6
+    });
+    let (code, _, _) = common::request("POST", &server.url("/api/recording/stop"));
+    assert_eq!(code, 200);
+    server.wait_status(30, "stopped", |st| st["recorder"]["state"] == "stopped");
+    let left = segments(&dir.0.join("data/recordings"));
+    let seqs: Vec<u64> = left.keys().map(|k| k.0).collect();
+    let mut moments: BTreeMap<u64, usize> = BTreeMap::new();
+    for s in &seqs {
+        *moments.entry(*s).or_default() += 1;
+    }
+    // What is left is the newest moments, each whole.
+    assert!(!moments.is_empty());
+    assert!(moments.values().all(|n| *n == 2), "{left:?}");
+    let first_left = *moments.keys().next().unwrap();
+    assert!(first_left > 1, "the oldest went first: {left:?}");
+    let newest = *moments.keys().next_back().unwrap();
+    assert_eq!(
+        moments.len() as u64,
+        newest - first_left + 1,
+        "no moment in the middle was deleted: {left:?}"
+    );
 }
 
 #[test]

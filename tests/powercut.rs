@@ -321,6 +321,7 @@ fn two_hundred_corrupted_copies_recover_to_files_that_play() {
             let name = SegmentName {
                 seq: n + 1,
                 start: t0,
+                camera: blackbox::record::names::CameraTag::NONE,
             };
             std::fs::write(rec.join(name.part_name()), &bytes).unwrap();
         }

@@ -1,13 +1,20 @@
-//! The recorder thread: every frame from the bus's ordered queue into
-//! segment files, without a pause, and honest about what went wrong.
+//! The recorder thread: every frame of every recorded camera, from each
+//! camera's ordered queue on its bus, into that camera's segment files,
+//! without a pause, and honest about what went wrong.
 //!
-//! - **Segments.** A segment opens at the first frame after start (or after
-//!   the previous one closed) as `recordings/<seq>-<UTC start>.mkv.part`. It
-//!   closes when the monotonic clock reaches the next multiple of
-//!   `segment_seconds` of the wall clock as it stood when the segment opened,
-//!   so segments after the first start on round times, and a clock step can
-//!   neither end a segment early nor let one grow without bound. It also
-//!   closes when the frame size changes or frames stop for [`MAX_GAP_MS`].
+//! - **Moments.** The cameras record side by side: a segment of each for the
+//!   same stretch of time, all with one sequence number and start (a
+//!   *moment*: `00000042-<UTC start>-front.mkv` and `…-rear.mkv`). A moment
+//!   begins with the first frame of any camera after the last one ended; its
+//!   time is up when the monotonic clock reaches the next multiple of
+//!   `segment_seconds` of the wall clock as it stood then, so moments after
+//!   the first start on round times, and a clock step can neither end one
+//!   early nor let one grow without bound. Each camera's queue is read in
+//!   turn, so one camera's backlog never holds another's frames back.
+//! - **Segments.** A camera's segment opens at its first frame of a moment
+//!   as `recordings/<name>.part` and closes when the moment's time is up, or
+//!   early when its frame size changes or its frames stop for
+//!   [`MAX_GAP_MS`] (its next segment then starts a moment of its own).
 //!   Closing finishes the file (cues, statistics, exact sizes), renames it
 //!   and fsyncs the directory.
 //! - **Durability.** fdatasync every `sync_interval` (0: every frame; off:
@@ -49,7 +56,7 @@ use crate::failures::FailureRun;
 use crate::frame::{Frame, Size};
 use crate::record::index::{Entry, Window};
 use crate::record::mkv::{MAX_GAP_MS, MkvWriter};
-use crate::record::names::SegmentName;
+use crate::record::names::{CameraTag, SegmentName};
 use crate::record::store::{self, DeleteError, Disk, Limits, Outcome, Store};
 use crate::stats::Counter;
 use crate::supervise::Health;
@@ -156,11 +163,33 @@ pub struct RecorderStatus {
     pub recordings_bytes: u64,
     pub events_bytes: u64,
     pub events: Vec<EventInfo>,
+    /// Each recorded camera's segment and counters.
+    pub cameras: Vec<TrackStatus>,
     #[serde(skip)]
     last_sync: Option<Instant>,
     /// The last fdatasync that succeeded (any segment).
     #[serde(skip)]
     pub last_good_sync: Option<Instant>,
+}
+
+/// One recorded camera, as the status shows it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct TrackStatus {
+    pub id: String,
+    /// Its segment being written.
+    pub segment: Option<String>,
+    pub segment_frames: u64,
+    pub segment_bytes: u64,
+    pub frames_written: u64,
+    pub frames_lost: u64,
+    /// Frames its queue dropped because the disk fell behind.
+    pub dropped: u64,
+}
+
+/// A camera to record: its id (in file names) and its bus.
+pub struct RecordedCamera {
+    pub id: String,
+    pub bus: Arc<Bus>,
 }
 
 /// What the HTTP side and signals leave for the recorder.
@@ -191,7 +220,8 @@ struct Shared {
 pub struct RecorderHandle {
     commands: async_channel::Sender<Command>,
     shared: Arc<Shared>,
-    dropped: Arc<Counter>,
+    /// Each camera's count of frames its queue dropped.
+    dropped: Vec<Arc<Counter>>,
     pub store: Arc<Store>,
 }
 
@@ -244,9 +274,10 @@ impl RecorderHandle {
         st
     }
 
-    /// Frames the recorder's queue dropped because the disk fell behind.
+    /// Frames the recorder's queues dropped because the disk fell behind
+    /// (every camera's).
     pub fn dropped(&self) -> u64 {
-        self.dropped.get()
+        self.dropped.iter().map(|d| d.get()).sum()
     }
 }
 
@@ -258,9 +289,13 @@ pub struct Recorder {
 
 impl Recorder {
     /// Opens the data directory (recovering any `.part` files and indexing
-    /// the segments), then starts the thread, which subscribes to `bus`
-    /// while recording.
-    pub fn start(cfg: RecorderConfig, bus: Arc<Bus>, health: Arc<Health>) -> io::Result<Self> {
+    /// the segments), then starts the thread, which subscribes to every
+    /// camera's bus while recording.
+    pub fn start(
+        cfg: RecorderConfig,
+        cameras: Vec<RecordedCamera>,
+        health: Arc<Health>,
+    ) -> io::Result<Self> {
         let (store, recovered) = Store::open(&cfg.record.dir)?;
         for r in recovered {
             let what = match r.outcome {
@@ -281,7 +316,11 @@ impl Recorder {
             status: Mutex::new(RecorderStatus::default()),
             mailbox: Mutex::new(Mailbox::default()),
         });
-        let dropped = Arc::new(Counter::default());
+        let cameras: Vec<(RecordedCamera, Arc<Counter>)> = cameras
+            .into_iter()
+            .map(|c| (c, Arc::new(Counter::default())))
+            .collect();
+        let dropped: Vec<Arc<Counter>> = cameras.iter().map(|(_, d)| d.clone()).collect();
         health.recorder.beat();
         health.recorder_limit_ms.store(
             cfg.record
@@ -293,11 +332,11 @@ impl Recorder {
             .recorder_present
             .store(true, std::sync::atomic::Ordering::Relaxed);
         let thread = {
-            let (shared, store, dropped) = (shared.clone(), store.clone(), dropped.clone());
+            let (shared, store) = (shared.clone(), store.clone());
             std::thread::Builder::new()
                 .name("recorder".into())
                 .spawn(move || {
-                    let mut w = Worker::new(cfg, store, shared, bus, dropped, health);
+                    let mut w = Worker::new(cfg, store, shared, cameras, health);
                     smol::block_on(w.run(rx));
                 })?
         };
@@ -332,7 +371,7 @@ struct Open {
     size: Size,
     first_mono: Duration,
     last_mono: Duration,
-    /// The monotonic time at which the segment's time is up.
+    /// The monotonic time at which the segment's time is up (its moment's).
     closes_at: Duration,
     /// Why the file cannot be trusted (a failed sync): it ends at once and
     /// recovery reads it back from the card.
@@ -341,6 +380,33 @@ struct Open {
     /// fsync after creating the file failed, it is tried again at the next
     /// sync, and the segment ends if it fails again.
     dir_synced: bool,
+}
+
+/// The moment being recorded: the sequence number and start every camera's
+/// segment of it shares, and when its time is up.
+struct Moment {
+    seq: u64,
+    start: SystemTime,
+    closes_at: Duration,
+    /// Tracks that have had a segment of it (a track that must start a new
+    /// segment within the same moment starts a new moment instead).
+    used: Vec<usize>,
+}
+
+/// One recorded camera.
+struct Track {
+    id: String,
+    tag: CameraTag,
+    bus: Arc<Bus>,
+    /// Frames its queue dropped because the disk fell behind.
+    dropped: Arc<Counter>,
+    /// The bus subscription, held only while recording.
+    frames: Option<OrderedReceiver>,
+    open: Option<Open>,
+    /// No segment creation before this (after one failed).
+    retry_open_at: Option<Instant>,
+    frames_written: u64,
+    frames_lost: u64,
 }
 
 /// Counters the status shows.
@@ -363,13 +429,10 @@ struct Counts {
 struct Worker {
     cfg: RecorderConfig,
     health: Arc<Health>,
-    bus: Arc<Bus>,
-    dropped: Arc<Counter>,
-    /// The bus subscription, held only while recording.
-    frames: Option<OrderedReceiver>,
+    tracks: Vec<Track>,
+    moment: Option<Moment>,
     store: Arc<Store>,
     shared: Arc<Shared>,
-    open: Option<Open>,
     recording: bool,
     recording_since: Option<SystemTime>,
     /// Windows that may still cover a segment not yet finished.
@@ -380,8 +443,6 @@ struct Worker {
     last_good_sync: Option<Instant>,
     next_sync_due: bool,
     last_space_check: Instant,
-    /// No segment creation before this (after one failed).
-    retry_open_at: Option<Instant>,
     writes: FailureRun,
     syncs: FailureRun,
     dir_syncs: FailureRun,
@@ -397,29 +458,39 @@ impl Worker {
         cfg: RecorderConfig,
         store: Arc<Store>,
         shared: Arc<Shared>,
-        bus: Arc<Bus>,
-        dropped: Arc<Counter>,
+        cameras: Vec<(RecordedCamera, Arc<Counter>)>,
         health: Arc<Health>,
     ) -> Self {
         let recording = cfg.record.autostart;
+        let tracks = cameras
+            .into_iter()
+            .map(|(c, dropped)| Track {
+                tag: CameraTag::new(&c.id).unwrap_or(CameraTag::NONE),
+                id: c.id,
+                bus: c.bus,
+                dropped,
+                frames: None,
+                open: None,
+                retry_open_at: None,
+                frames_written: 0,
+                frames_lost: 0,
+            })
+            .collect();
         Self {
             health,
             recording,
             recording_since: recording.then(wall_now),
-            frames: None,
-            bus,
-            dropped,
+            tracks,
+            moment: None,
             cfg,
             store,
             shared,
-            open: None,
             windows: Vec::new(),
             history: VecDeque::new(),
             last_sync: None,
             last_good_sync: None,
             next_sync_due: false,
             last_space_check: Instant::now(),
-            retry_open_at: None,
             writes: FailureRun::new("recorder: writing frames"),
             syncs: FailureRun::new("recorder: syncing segments"),
             dir_syncs: FailureRun::new("recorder: syncing the recordings directory"),
@@ -435,23 +506,32 @@ impl Worker {
         }
     }
 
-    /// Holds a bus subscription exactly while recording. Subscribing to a
-    /// closed bus gives a queue that is already closed, so a start that races
-    /// shutdown ends the loop instead of waiting forever.
+    /// Holds a subscription to every camera's bus exactly while recording.
+    /// Subscribing to a closed bus gives a queue that is already closed, so
+    /// a start that races shutdown ends the loop instead of waiting forever.
     fn subscribe(&mut self) {
-        if self.recording && self.frames.is_none() {
-            self.frames = Some(
-                self.bus
-                    .subscribe_ordered_counted(self.cfg.record.queue_frames, self.dropped.clone()),
-            );
-        } else if !self.recording {
-            self.frames = None;
+        let queue = self.cfg.record.queue_frames;
+        for t in &mut self.tracks {
+            if self.recording && t.frames.is_none() && !t.bus.is_closed() {
+                t.frames = Some(t.bus.subscribe_ordered_counted(queue, t.dropped.clone()));
+            } else if !self.recording {
+                t.frames = None;
+            }
         }
+    }
+
+    /// The bytes of every open segment.
+    fn open_bytes(&self) -> u64 {
+        self.tracks
+            .iter()
+            .filter_map(|t| t.open.as_ref())
+            .map(|o| o.writer.bytes())
+            .sum()
     }
 
     async fn run(&mut self, commands: async_channel::Receiver<Command>) {
         enum Next {
-            Frame(Option<Arc<Frame>>),
+            Frame(usize, Option<Arc<Frame>>),
             Command(Command),
             Tick,
         }
@@ -461,18 +541,31 @@ impl Worker {
         // so a steady stream of frames cannot starve it.
         const TICK: Duration = Duration::from_millis(250);
         let mut next_tick = Instant::now() + TICK;
+        // The camera looked at first; it moves on after each frame, so one
+        // camera's backlog cannot keep another's waiting.
+        let mut first = 0;
         loop {
-            if self.bus.is_closed() && self.frames.is_none() {
+            if self
+                .tracks
+                .iter()
+                .all(|t| t.bus.is_closed() && t.frames.is_none())
+            {
                 break;
             }
-            let frames = self.frames.as_ref();
+            let tracks = &mut self.tracks;
             let next = future::or(
-                async {
-                    match frames {
-                        Some(f) => Next::Frame(f.recv().await),
-                        None => future::pending().await,
+                future::poll_fn(|cx| {
+                    let n = tracks.len();
+                    for k in 0..n {
+                        let i = (first + k) % n;
+                        if let Some(rx) = tracks[i].frames.as_mut()
+                            && let std::task::Poll::Ready(f) = rx.poll_recv(cx)
+                        {
+                            return std::task::Poll::Ready(Next::Frame(i, f));
+                        }
                     }
-                },
+                    std::task::Poll::Pending
+                }),
                 future::or(
                     async {
                         match commands.recv().await {
@@ -488,8 +581,12 @@ impl Worker {
             )
             .await;
             match next {
-                Next::Frame(None) => break, // the bus closed: shutting down
-                Next::Frame(Some(frame)) => self.frame(&frame),
+                // That camera's bus closed: shutting down.
+                Next::Frame(t, None) => self.tracks[t].frames = None,
+                Next::Frame(t, Some(frame)) => {
+                    first = (t + 1) % self.tracks.len();
+                    self.frame(t, &frame);
+                }
                 Next::Command(c) => {
                     let t0 = Instant::now();
                     self.command(c);
@@ -504,7 +601,7 @@ impl Worker {
                 next_tick = Instant::now() + TICK;
             }
         }
-        self.close();
+        self.close_all();
         self.refresh_status();
         log::info!("recorder stopped");
     }
@@ -528,11 +625,12 @@ impl Worker {
                 let _ = reply.try_send(r);
             }
             Command::Delete { name, reply } => {
-                let r = if self
-                    .open
-                    .as_ref()
-                    .is_some_and(|o| o.name.file_name() == name)
-                {
+                let in_use = self
+                    .tracks
+                    .iter()
+                    .filter_map(|t| t.open.as_ref())
+                    .any(|o| o.name.file_name() == name);
+                let r = if in_use {
                     Err(DeleteError::InUse)
                 } else {
                     self.store.delete(&name)
@@ -551,11 +649,13 @@ impl Worker {
         self.recording_since = on.then(wall_now);
         self.subscribe();
         if !on {
-            self.close();
+            self.close_all();
             self.writes.succeeded();
             self.counts.lost_in_run = 0;
             self.counts.failing_since = None;
-            self.retry_open_at = None;
+            for t in &mut self.tracks {
+                t.retry_open_at = None;
+            }
         }
     }
 
@@ -617,6 +717,7 @@ impl Worker {
                 }
             }
         }
+        // Every camera's finished footage in the window.
         let (moved, failed) = self.store.protect_window(&info.window);
         for name in moved {
             log::info!("{name} is protected by an event");
@@ -641,25 +742,25 @@ impl Worker {
             self.health.recorder.beat();
         }
         let now = monotonic_now();
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|o| now >= o.closes_at + Duration::from_secs(2) || o.untrusted.is_some())
-        {
-            // The segment's time is up and no frame came to close it, or it
-            // can no longer be trusted.
-            self.close();
+        for t in 0..self.tracks.len() {
+            if self.tracks[t].open.as_ref().is_some_and(|o| {
+                now >= o.closes_at + Duration::from_secs(2) || o.untrusted.is_some()
+            }) {
+                // The segment's time is up and no frame came to close it, or
+                // it can no longer be trusted.
+                self.close(t);
+            }
         }
         if self.sync_due() {
             self.sync();
         }
         if self.last_space_check.elapsed() >= Duration::from_secs(1) {
-            // Between closes the open segment grows: hold the budget with it
-            // counted, and keep the card's reserve free.
+            // Between closes the open segments grow: hold the budget with
+            // them counted, and keep the card's reserve free.
             self.last_space_check = Instant::now();
             if let Ok(d) = store::disk(&self.store.root) {
-                let open = self.open.as_ref().map_or(0, |o| o.writer.bytes());
-                let over = self.store.usage().0 + open > self.cfg.record.max_usage.bytes(d.total);
+                let over = self.store.usage().0 + self.open_bytes()
+                    > self.cfg.record.max_usage.bytes(d.total);
                 if over || d.free < self.cfg.record.min_free.bytes(d.total) {
                     self.enforce();
                 }
@@ -680,52 +781,57 @@ impl Worker {
                 .is_some_and(|i| self.last_sync.is_none_or(|t| t.elapsed() >= i))
     }
 
-    fn frame(&mut self, frame: &Frame) {
+    fn frame(&mut self, t: usize, frame: &Frame) {
         if !self.recording || frame.placeholder {
             return;
         }
         let mono = frame.captured.mono;
-        if self.open.as_ref().is_some_and(|o| {
+        if self.tracks[t].open.as_ref().is_some_and(|o| {
             mono >= o.closes_at
                 || frame.size != o.size
                 || mono < o.last_mono
                 || mono - o.last_mono > Duration::from_millis(MAX_GAP_MS)
         }) {
-            self.close();
+            self.close(t);
         }
-        if self.open.is_none() {
-            if self.retry_open_at.is_some_and(|t| Instant::now() < t) {
-                self.lost(1);
+        if self.tracks[t].open.is_none() {
+            if self.tracks[t]
+                .retry_open_at
+                .is_some_and(|at| Instant::now() < at)
+            {
+                self.lost(t, 1);
                 return;
             }
-            if let Err(e) = self.open_segment(frame) {
+            if let Err(e) = self.open_segment(t, frame) {
                 self.write_failed(&format!("cannot create a segment: {e}"));
                 if is_enospc(&e) {
                     self.free_space();
                 }
-                self.retry_open_at = Some(Instant::now() + RETRY_OPEN);
-                self.lost(1);
+                self.tracks[t].retry_open_at = Some(Instant::now() + RETRY_OPEN);
+                self.lost(t, 1);
                 return;
             }
-            self.retry_open_at = None;
+            self.tracks[t].retry_open_at = None;
         }
         let slow = crate::faults::current().slow_write_ms;
         if slow > 0 {
             std::thread::sleep(Duration::from_millis(slow));
         }
-        let result = self.write(frame).or_else(|e| {
+        let result = self.write(t, frame).or_else(|e| {
             if is_enospc(&e) {
                 self.free_space();
-                self.write(frame)
+                self.write(t, frame)
             } else {
                 Err(e)
             }
         });
         match result {
             Ok(()) => {
-                if let Some(open) = self.open.as_mut() {
+                let track = &mut self.tracks[t];
+                if let Some(open) = track.open.as_mut() {
                     open.last_mono = mono;
                 }
+                track.frames_written += 1;
                 self.counts.frames_written += 1;
                 self.next_sync_due = true;
                 if self.writes.succeeded().is_some() {
@@ -737,22 +843,22 @@ impl Worker {
                 }
             }
             Err(e) => {
-                self.lost(1);
+                self.lost(t, 1);
                 self.write_failed(&format!("write failed: {e}"));
                 // A full card keeps the segment (the next frame tries the
                 // same place again); any other error ends it.
                 if !is_enospc(&e)
-                    && let Some(open) = self.open.as_mut()
+                    && let Some(open) = self.tracks[t].open.as_mut()
                 {
                     open.untrusted = Some(e.to_string());
-                    self.close();
+                    self.close(t);
                 }
             }
         }
     }
 
-    fn write(&mut self, frame: &Frame) -> io::Result<()> {
-        let Some(open) = self.open.as_mut() else {
+    fn write(&mut self, t: usize, frame: &Frame) -> io::Result<()> {
+        let Some(open) = self.tracks[t].open.as_mut() else {
             return Err(io::Error::other("no segment is open"));
         };
         let ts = frame
@@ -763,7 +869,8 @@ impl Worker {
         open.writer.write_frame(ts, &frame.jpeg).map(|_| ())
     }
 
-    fn lost(&mut self, n: u64) {
+    fn lost(&mut self, t: usize, n: u64) {
+        self.tracks[t].frames_lost += n;
         self.counts.frames_lost += n;
         self.counts.lost_in_run += n;
     }
@@ -792,77 +899,124 @@ impl Worker {
         }
     }
 
-    fn open_segment(&mut self, frame: &Frame) -> io::Result<()> {
-        let wall = frame.captured.wall;
-        let name = self.store.new_segment_name(wall);
-        let part = self.store.part_path(&name);
-        let writer = MkvWriter::create(&part, frame.size, wall)?;
-        let dir_synced = self.sync_dir("creating a segment");
-        // The segment's time is up at the next multiple of segment_seconds
+    /// The moment a segment of track `t` starting at `frame` belongs to: the
+    /// current one while its time is not up and `t` has no segment of it
+    /// yet, else a new one.
+    fn moment_for(&mut self, t: usize, frame: &Frame) -> (u64, SystemTime, Duration) {
+        let mono = frame.captured.mono;
+        let current = self
+            .moment
+            .as_mut()
+            .filter(|m| mono < m.closes_at && !m.used.contains(&t));
+        if let Some(m) = current {
+            m.used.push(t);
+            return (m.seq, m.start, m.closes_at);
+        }
+        // The moment's time is up at the next multiple of segment_seconds
         // of the wall clock; counted on the monotonic clock from here.
+        let wall = frame.captured.wall;
         let seg_ms = self.cfg.record.segment_seconds.max(1) * 1000;
         let wall_ms = wall
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let remaining = Duration::from_millis((seg_ms - wall_ms % seg_ms).max(1));
+        let m = Moment {
+            seq: self.store.new_moment(),
+            start: wall,
+            closes_at: mono + remaining,
+            used: vec![t],
+        };
+        let out = (m.seq, m.start, m.closes_at);
+        self.moment = Some(m);
+        out
+    }
+
+    fn open_segment(&mut self, t: usize, frame: &Frame) -> io::Result<()> {
+        let (seq, start, closes_at) = self.moment_for(t, frame);
+        let name = SegmentName {
+            seq,
+            start,
+            camera: self.tracks[t].tag,
+        };
+        let part = self.store.part_path(&name);
+        let writer = MkvWriter::create(&part, frame.size, frame.captured.wall)?;
+        let dir_synced = self.sync_dir("creating a segment");
         log::debug!("recording to {}", part.display());
-        self.open = Some(Open {
+        self.tracks[t].open = Some(Open {
             writer,
             name,
             part,
             size: frame.size,
             first_mono: frame.captured.mono,
             last_mono: frame.captured.mono,
-            closes_at: frame.captured.mono + remaining,
+            closes_at,
             untrusted: None,
             dir_synced,
         });
         Ok(())
     }
 
+    /// Makes every open segment durable.
     fn sync(&mut self) {
-        if self.open.as_ref().is_some_and(|o| !o.dir_synced) {
-            let ok = self.sync_dir("creating a segment, again,");
-            if let Some(open) = self.open.as_mut() {
-                open.dir_synced = ok;
-                if !ok {
-                    open.untrusted = Some("its directory entry could not be synced".into());
-                    self.close();
-                    return;
+        for t in 0..self.tracks.len() {
+            if self.tracks[t].open.as_ref().is_some_and(|o| !o.dir_synced) {
+                let ok = self.sync_dir("creating a segment, again,");
+                if let Some(open) = self.tracks[t].open.as_mut() {
+                    open.dir_synced = ok;
+                    if !ok {
+                        open.untrusted = Some("its directory entry could not be synced".into());
+                        self.close(t);
+                    }
                 }
             }
         }
-        let Some(open) = self.open.as_mut() else {
-            self.next_sync_due = false;
-            return;
-        };
-        let t0 = Instant::now();
-        let result = open.writer.sync();
-        let ms = t0.elapsed().as_secs_f64() * 1000.0;
-        self.last_sync = Some(Instant::now());
         self.next_sync_due = false;
-        self.counts.max_sync_ms = self.counts.max_sync_ms.max(ms);
-        match result {
-            Ok(()) => {
-                self.syncs.succeeded();
-                self.last_good_sync = Some(Instant::now());
-            }
-            Err(e) => {
+        if self.tracks.iter().all(|t| t.open.is_none()) {
+            return;
+        }
+        let t0 = Instant::now();
+        let mut failed = Vec::new();
+        for (t, track) in self.tracks.iter_mut().enumerate() {
+            let Some(open) = track.open.as_mut() else {
+                continue;
+            };
+            if let Err(e) = open.writer.sync() {
                 let message = format!("fdatasync of {} failed: {e}", open.name.file_name());
                 open.untrusted = Some(message.clone());
-                self.counts.sync_errors += 1;
-                self.syncs.failed(&message);
-                self.close();
+                failed.push((t, message));
             }
+        }
+        let ms = t0.elapsed().as_secs_f64() * 1000.0;
+        self.last_sync = Some(Instant::now());
+        self.counts.max_sync_ms = self.counts.max_sync_ms.max(ms);
+        if failed.is_empty() {
+            self.syncs.succeeded();
+            self.last_good_sync = Some(Instant::now());
+        }
+        for (t, message) in failed {
+            self.counts.sync_errors += 1;
+            self.syncs.failed(&message);
+            self.close(t);
         }
     }
 
-    /// Ends the open segment, if any: finished and renamed, protected if an
-    /// event covers it, then loop deletion. A segment that cannot be trusted
-    /// goes through recovery instead, which keeps what checks out on the card.
-    fn close(&mut self) {
-        let Some(open) = self.open.take() else { return };
-        self.next_sync_due = false;
+    fn close_all(&mut self) {
+        for t in 0..self.tracks.len() {
+            self.close(t);
+        }
+    }
+
+    /// Ends track `t`'s open segment, if any: finished and renamed,
+    /// protected if an event covers it, then loop deletion. A segment that
+    /// cannot be trusted goes through recovery instead, which keeps what
+    /// checks out on the card.
+    fn close(&mut self, t: usize) {
+        let Some(open) = self.tracks[t].open.take() else {
+            return;
+        };
+        if self.tracks.iter().all(|t| t.open.is_none()) {
+            self.next_sync_due = false;
+        }
         let span = Some((open.first_mono, open.last_mono));
         if let Some(why) = &open.untrusted {
             let frames = open.writer.frames();
@@ -890,11 +1044,11 @@ impl Worker {
                 Outcome::Recovered => {
                     self.counts.segments_recovered += 1;
                     if r.frames < frames {
-                        self.lost(frames - r.frames);
+                        self.lost(t, frames - r.frames);
                     }
                     self.protect_if_covered(&open.name, span);
                 }
-                Outcome::Damaged => self.lost(frames),
+                Outcome::Damaged => self.lost(t, frames),
                 // Still on the card; the next start-up recovers it.
                 Outcome::Deferred => {}
             }
@@ -926,6 +1080,7 @@ impl Worker {
                 self.store.add(Entry {
                     name: file_name,
                     seq: open.name.seq,
+                    camera: open.name.camera,
                     start: open.name.start,
                     duration_ms: summary.duration_ms,
                     frames: summary.frames,
@@ -959,8 +1114,7 @@ impl Worker {
     }
 
     fn enforce(&mut self) {
-        let open_bytes = self.open.as_ref().map_or(0, |o| o.writer.bytes());
-        let done = self.store.enforce(&self.limits(), open_bytes);
+        let done = self.store.enforce(&self.limits(), self.open_bytes());
         self.counts.segments_deleted += done.deleted.len() as u64;
         for e in done.errors {
             self.write_failed(&e);
@@ -978,7 +1132,7 @@ impl Worker {
     fn refresh_status(&mut self) {
         let disk = store::disk(&self.store.root).unwrap_or_default();
         let (recordings, events) = self.store.usage();
-        let open_bytes = self.open.as_ref().map_or(0, |o| o.writer.bytes());
+        let open_bytes = self.open_bytes();
         let c = &self.counts;
         let failing = self.recording && self.writes.failing();
         let failure = failing.then(|| Failure {
@@ -986,6 +1140,22 @@ impl Worker {
             since: c.failing_since.map_or(0.0, unix_seconds),
             frames_lost: c.lost_in_run,
         });
+        let cameras: Vec<TrackStatus> = self
+            .tracks
+            .iter()
+            .map(|t| TrackStatus {
+                id: t.id.clone(),
+                segment: t.open.as_ref().map(|o| o.name.file_name()),
+                segment_frames: t.open.as_ref().map_or(0, |o| o.writer.frames()),
+                segment_bytes: t.open.as_ref().map_or(0, |o| o.writer.bytes()),
+                frames_written: t.frames_written,
+                frames_lost: t.frames_lost,
+                dropped: t.dropped.get(),
+            })
+            .collect();
+        // The first camera's segment at the top, where one-camera clients
+        // look.
+        let first = self.tracks.first().and_then(|t| t.open.as_ref());
         let mut st = lock(&self.shared.status);
         *st = RecorderStatus {
             recording: self.recording,
@@ -996,11 +1166,11 @@ impl Worker {
             },
             failure,
             recording_since: self.recording_since.map(unix_seconds),
-            segment: self.open.as_ref().map(|o| o.name.file_name()),
-            segment_started: self.open.as_ref().map(|o| unix_seconds(o.name.start)),
-            segment_bytes: open_bytes,
-            segment_frames: self.open.as_ref().map_or(0, |o| o.writer.frames()),
-            segment_synced_bytes: self.open.as_ref().map_or(0, |o| o.writer.synced_bytes()),
+            segment: first.map(|o| o.name.file_name()),
+            segment_started: first.map(|o| unix_seconds(o.name.start)),
+            segment_bytes: first.map_or(0, |o| o.writer.bytes()),
+            segment_frames: first.map_or(0, |o| o.writer.frames()),
+            segment_synced_bytes: first.map_or(0, |o| o.writer.synced_bytes()),
             frames_written: c.frames_written,
             frames_lost: c.frames_lost,
             segments_finished: c.segments_finished,
@@ -1016,6 +1186,7 @@ impl Worker {
             recordings_bytes: recordings + open_bytes,
             events_bytes: events,
             events: self.history.iter().cloned().collect(),
+            cameras,
             last_sync: self.last_sync,
             last_good_sync: self.last_good_sync,
         };

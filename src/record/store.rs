@@ -197,12 +197,10 @@ impl Store {
         self.next_seq.store(max_seq + 1, Ordering::SeqCst);
     }
 
-    /// The name for a new segment starting at `start`.
-    pub fn new_segment_name(&self, start: SystemTime) -> SegmentName {
-        SegmentName {
-            seq: self.next_seq.fetch_add(1, Ordering::SeqCst),
-            start,
-        }
+    /// A new moment's sequence number (every camera's segment of it
+    /// shares it).
+    pub fn new_moment(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::SeqCst)
     }
 
     /// Where a segment is written.
@@ -235,7 +233,7 @@ impl Store {
     pub fn entry(&self, name: &str) -> Option<Entry> {
         let n = names::parse(name)?;
         lock(&self.index)
-            .get(n.seq)
+            .get((n.seq, n.camera))
             .filter(|e| e.name == name)
             .cloned()
     }
@@ -258,7 +256,7 @@ impl Store {
             return Ok(true);
         }
         fs::rename(self.recordings.join(name), self.events.join(name))?;
-        lock(&self.index).protect(e.seq);
+        lock(&self.index).protect(e.key());
         sync_dir(&self.recordings).and_then(|()| sync_dir(&self.events))?;
         Ok(true)
     }
@@ -266,10 +264,10 @@ impl Store {
     /// Protects every unprotected segment with footage inside `w`; returns
     /// the names moved and any that failed.
     pub fn protect_window(&self, w: &Window) -> (Vec<String>, Vec<String>) {
-        let seqs = lock(&self.index).unprotected_in(w);
+        let keys = lock(&self.index).unprotected_in(w);
         let (mut moved, mut failed) = (Vec::new(), Vec::new());
-        for seq in seqs {
-            let Some(name) = lock(&self.index).get(seq).map(|e| e.name.clone()) else {
+        for key in keys {
+            let Some(name) = lock(&self.index).get(key).map(|e| e.name.clone()) else {
                 continue;
             };
             match self.protect(&name) {
@@ -288,7 +286,7 @@ impl Store {
             io::ErrorKind::NotFound => DeleteError::NotFound,
             _ => DeleteError::Io(err.to_string()),
         })?;
-        lock(&self.index).remove(e.seq);
+        lock(&self.index).remove(e.key());
         sync_dir(dir).map_err(|err| DeleteError::Io(format!("deleted, but {err}")))
     }
 
@@ -332,7 +330,7 @@ impl Store {
                         } else {
                             open_bytes + damaged_bytes
                         };
-                    (used, ix.oldest(protected).cloned())
+                    (used, ix.oldest_moment(protected))
                 };
                 let over = if protected {
                     used > event_max
@@ -357,23 +355,30 @@ impl Store {
                     }
                     continue;
                 }
-                let Some(oldest) = oldest.filter(|_| over) else {
+                if !over || oldest.is_empty() {
                     break;
-                };
-                match fs::remove_file(self.dir_of(protected).join(&oldest.name)) {
-                    Ok(()) => {
-                        free += oldest.bytes;
-                        out.deleted.push(oldest.name.clone());
-                        synced[usize::from(protected)] = true;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        out.errors
-                            .push(format!("cannot delete {}: {e}", oldest.name));
-                        break;
-                    }
                 }
-                lock(&self.index).remove(oldest.seq);
+                // The oldest moment goes whole: every camera's segment of it.
+                let mut stuck = false;
+                for e in oldest {
+                    match fs::remove_file(self.dir_of(protected).join(&e.name)) {
+                        Ok(()) => {
+                            free += e.bytes;
+                            out.deleted.push(e.name.clone());
+                            synced[usize::from(protected)] = true;
+                        }
+                        Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                        Err(err) => {
+                            out.errors.push(format!("cannot delete {}: {err}", e.name));
+                            stuck = true;
+                            break;
+                        }
+                    }
+                    lock(&self.index).remove(e.key());
+                }
+                if stuck {
+                    break;
+                }
             }
         }
         for (protected, changed) in [false, true].into_iter().zip(synced) {
@@ -547,6 +552,7 @@ fn describe(path: &Path, name: String, n: SegmentName, protected: bool) -> Entry
     Entry {
         name,
         seq: n.seq,
+        camera: n.camera,
         start: n.start,
         duration_ms,
         frames,

@@ -71,7 +71,7 @@ pub async fn handle(
     };
     let Some(rest) = rest else {
         return Some(match path {
-            "/api/recordings" if readable => list::list(rec, path).await,
+            "/api/recordings" if readable => list::list(rec, &state.cameras.first().id, path).await,
             "/api/recordings" => not_allowed("GET, HEAD", path),
             _ if !post => not_allowed("POST", path),
             "/api/events" => event(rec, state, "api"),
