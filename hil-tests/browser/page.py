@@ -156,7 +156,10 @@ def main():
         f.write('{"state": "access-point", "ssid": "%s", "clients": 1, "since": 1}' % ap_ssid)
     with open(cfg, "w") as f:
         # A fixed reserve: 5 % of this host's disk may be more than is free.
-        f.write('[record]\nsegment_seconds = 2\nmin_free = "1MiB"\n'
+        # Two cameras: the front at the flags' 640x480, the rear smaller.
+        f.write('[[cameras]]\nid = "front"\nsource = "testsrc"\n'
+                '[[cameras]]\nid = "rear"\nsource = "testsrc"\nsize = "320x240"\nfps = 10\n'
+                '[record]\nsegment_seconds = 2\nmin_free = "1MiB"\n'
                 f'[wifi]\nmode = "auto"\nap_file = "{wifi_ap}"\n'
                 f'networks_file = "{os.path.join(tmp, "wifi-networks")}"\nstatus_file = "{status}"\n')
     server = subprocess.Popen(
@@ -214,6 +217,7 @@ def main():
                     check(f"{width} px: the live image shows frames", first != second,
                           "two captures a second apart differ" if first != second
                           else "the image did not change")
+                both_cameras(d, width)
                 w, v = sideways(d)
                 check(f"{width} px: the live view fits", w <= v, f"{w} px in a {v} px view")
                 banner = d.find_element(By.ID, "first-boot")
@@ -254,6 +258,43 @@ def main():
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if all(results) else 1
+
+
+def both_cameras(d, width):
+    """The rear camera's own view beside (wide) or inside (phone) the front
+    one, moving; tapping it swaps the two."""
+    rear = "document.querySelector('.view.other[data-camera=rear] img')"
+    if not waited(d, f"{width} px: the rear camera's view loads at 320 px", lambda d: d.execute_script(
+            f"const i = {rear}; return !!i && i.complete && i.naturalWidth === 320;")):
+        return
+    img = d.find_element(By.CSS_SELECTOR, ".view.other[data-camera=rear] img")
+    first = img.screenshot_as_png
+    time.sleep(1.0)
+    second = img.screenshot_as_png
+    check(f"{width} px: the rear camera's view shows frames", first != second,
+          "two captures a second apart differ" if first != second else "the image did not change")
+    main = d.find_element(By.ID, "view").rect
+    other = d.find_element(By.CSS_SELECTOR, ".view.other[data-camera=rear]").rect
+    inside = (other["x"] >= main["x"] and other["y"] >= main["y"]
+              and other["x"] + other["width"] <= main["x"] + main["width"] + 1
+              and other["y"] + other["height"] <= main["y"] + main["height"] + 1)
+    if width < 900:
+        check(f"{width} px: the rear view is inset in the front one", inside, f"{other} in {main}")
+    else:
+        beside = other["x"] >= main["x"] + main["width"] - 1
+        check(f"{width} px: the rear view is beside the front one", beside, f"{other} beside {main}")
+    d.find_element(By.CSS_SELECTOR, ".view.other[data-camera=rear]").click()
+    swapped = waited(d, f"{width} px: a tap on the rear view makes it the main one", lambda d: d.execute_script(
+        "const i = document.getElementById('live');"
+        "const o = document.querySelector('.view.other[data-camera=front] img');"
+        "return i.complete && i.naturalWidth === 320 && !!o && o.complete && o.naturalWidth === 640;"))
+    if swapped:
+        check(f"{width} px: a tap on the rear view makes it the main one", True,
+              "the main view shows the rear camera, the inset the front")
+        d.find_element(By.CSS_SELECTOR, ".view.other[data-camera=front]").click()
+        if waited(d, f"{width} px: a tap on the front one swaps them back", lambda d: d.execute_script(
+                "const i = document.getElementById('live'); return i.complete && i.naturalWidth === 640;")):
+            check(f"{width} px: a tap on the front one swaps them back", True, "the front is main again")
 
 
 def https_check(tmp):
