@@ -164,13 +164,35 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     } else {
         None
     };
+    // A tap per camera: `tap.listen` is the first camera's, the next port
+    // the second's, and so on (each its own with port 0).
+    let mut taps = Vec::new();
+    if let (Some(first), Some(base)) = (tap_listener, config.tap.listen) {
+        taps.push((cameras.first().clone(), first));
+        for (i, cam) in cameras.iter().enumerate().skip(1) {
+            let port = match base.port() {
+                0 => Some(0),
+                p => u16::try_from(i).ok().and_then(|i| p.checked_add(i)),
+            };
+            let Some(port) = port else {
+                return Err(AppError::Io(std::io::Error::other(format!(
+                    "tap.listen = {base}: no port left for camera {}'s tap",
+                    cam.id
+                ))));
+            };
+            taps.push((
+                cam.clone(),
+                bind("tap.listen", SocketAddr::new(base.ip(), port))?,
+            ));
+        }
+    }
     let running = cameras.start(config.encode.workers)?;
 
     let http_addr = http_listener.get_ref().local_addr()?;
-    let tap_addr = match &tap_listener {
-        Some(l) => Some(l.get_ref().local_addr()?),
-        None => None,
-    };
+    let tap_addrs = taps
+        .iter()
+        .map(|(cam, l)| Ok((cam.id.clone(), l.get_ref().local_addr()?)))
+        .collect::<Result<Vec<_>, std::io::Error>>()?;
     let redirect_addr = match &redirect_listener {
         Some(l) => Some(l.get_ref().local_addr()?),
         None => None,
@@ -179,8 +201,9 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         http_addr,
         !matches!(tls, crate::state::TlsState::Off),
         redirect_addr,
-        tap_addr,
+        &tap_addrs,
     );
+    let tap_addrs = tap_addrs.into_iter().collect();
 
     let http = Connections::new(config.http.max_connections);
     let state = Arc::new(AppState {
@@ -190,6 +213,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         http,
         refused: AtomicU64::new(0),
         tap_clients: AtomicUsize::new(0),
+        taps: tap_addrs,
         shutdown: Shutdown::default(),
         recorder: recorder.as_ref().map(Recorder::handle),
         auth,
@@ -204,8 +228,8 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     smol::block_on(ex.run(async {
         ex.spawn(crate::http::serve(http_listener, state.clone(), ex.clone()))
             .detach();
-        if let Some(l) = tap_listener {
-            ex.spawn(crate::tap::serve(l, state.clone(), ex.clone()))
+        for (camera, l) in taps {
+            ex.spawn(crate::tap::serve(l, camera, state.clone(), ex.clone()))
                 .detach();
         }
         if let Some(l) = redirect_listener {
@@ -296,7 +320,12 @@ fn fit_file_limit(config: &mut Config) {
     }
 }
 
-fn announce(http: SocketAddr, tls: bool, redirect: Option<SocketAddr>, tap: Option<SocketAddr>) {
+fn announce(
+    http: SocketAddr,
+    tls: bool,
+    redirect: Option<SocketAddr>,
+    taps: &[(String, SocketAddr)],
+) {
     let scheme = if tls { "https" } else { "http" };
     let shown = if http.ip().is_unspecified() {
         format!(
@@ -312,8 +341,13 @@ fn announce(http: SocketAddr, tls: bool, redirect: Option<SocketAddr>, tap: Opti
         let _ = writeln!(out, "blackbox: redirect to HTTPS at http://{r}/");
     }
     let _ = writeln!(out, "blackbox: live view at {shown}");
-    if let Some(tap) = tap {
-        let _ = writeln!(out, "blackbox: frame tap at {tap}");
+    for (n, (id, tap)) in taps.iter().enumerate() {
+        if n == 0 {
+            // The first camera's, where one-camera tools look.
+            let _ = writeln!(out, "blackbox: frame tap at {tap}");
+        } else {
+            let _ = writeln!(out, "blackbox: frame tap for {id} at {tap}");
+        }
     }
     let _ = out.flush();
 }

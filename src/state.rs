@@ -25,6 +25,8 @@ pub struct AppState {
     pub refused: AtomicU64,
     /// Connected tap clients.
     pub tap_clients: AtomicUsize,
+    /// Each camera's tap, by camera id (none without `tap.listen`).
+    pub taps: std::collections::BTreeMap<String, std::net::SocketAddr>,
     pub shutdown: Shutdown,
     /// The recorder, unless recording is disabled.
     pub recorder: Option<RecorderHandle>,

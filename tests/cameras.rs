@@ -151,6 +151,50 @@ fn each_camera_has_its_own_live_view_status_and_metrics() {
     assert_eq!(code, 405);
 }
 
+/// `n` messages from a tap: length-prefixed JPEGs.
+fn tap_frames(addr: &str, n: usize) -> Vec<Vec<u8>> {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    (0..n)
+        .map(|_| {
+            let mut len = [0u8; 4];
+            s.read_exact(&mut len).unwrap();
+            let mut jpeg = vec![0u8; u32::from_be_bytes(len) as usize];
+            s.read_exact(&mut jpeg).unwrap();
+            jpeg
+        })
+        .collect()
+}
+
+#[test]
+fn each_camera_has_its_own_tap() {
+    let dir = TempDir::new("cams-tap");
+    let cfg = common::config_file(&dir, &format!("{TWO}[record]\nenabled = false\n"));
+    let server = Server::start(&["--config", &cfg, "--tap", "127.0.0.1:0"]);
+    let st = server.status();
+    let first = format!("127.0.0.1:{}", server.tap_port.unwrap());
+    assert_eq!(st["cameras"][0]["tap"], first.as_str(), "{st}");
+    let rear = st["cameras"][1]["tap"].as_str().unwrap().to_string();
+    assert_ne!(rear, first);
+    for (addr, size, turned) in [(first, (640, 480), false), (rear, (320, 240), true)] {
+        let seqs: Vec<u32> = tap_frames(&addr, 4)
+            .iter()
+            .map(|jpeg| {
+                let (_, w, h) = common::decode_luma(jpeg);
+                assert_eq!((w, h), size, "{addr}");
+                if turned {
+                    turned_sequence(jpeg).unwrap()
+                } else {
+                    common::sequence_of(jpeg)
+                }
+            })
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[1] > w[0]), "{addr}: {seqs:?}");
+    }
+}
+
 #[test]
 fn both_cameras_record_moments_that_pair_and_an_event_keeps_both() {
     let dir = TempDir::new("cams-rec");
@@ -257,6 +301,85 @@ fn both_cameras_record_moments_that_pair_and_an_event_keeps_both() {
         );
     }
     assert!(moments_listed.iter().any(|m| m["protected"] == true));
+}
+
+#[test]
+fn a_camera_that_fails_and_comes_back_never_costs_the_other_a_frame() {
+    let dir = TempDir::new("cams-fail");
+    let stand_in = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fake-rpicam-vid")
+        .display()
+        .to_string();
+    let cfg = common::config_file(
+        &dir,
+        &format!(
+            "[[cameras]]\nid = \"front\"\nsource = \"testsrc\"\nsize = \"320x240\"\nfps = 15\n\
+             [[cameras]]\nid = \"rear\"\nsource = \"rpicam\"\nrpicam_path = \"{stand_in}\"\n\
+             size = \"320x240\"\nfps = 10\ntimeout = \"5s\"\n\
+             [record]\nsegment_seconds = 2\n{}",
+            common::RESERVE
+        ),
+    );
+    let once = dir.0.join("once");
+    let data = dir.0.join("data").display().to_string();
+    // The rear camera's rpicam-vid dies after 20 frames; its restart runs.
+    let server = Server::start_with_env(
+        &["--config", &cfg, "--data", &data],
+        &[
+            ("FAKE_RPICAM_EXIT_AFTER", "20"),
+            ("FAKE_RPICAM_ONCE", once.to_str().unwrap()),
+        ],
+    );
+    server.wait_status(120, "the rear camera back after its failure", |st| {
+        let rear = &st["cameras"][1];
+        rear["source"]["reconnects"].as_u64().unwrap_or(0) >= 1
+            && rear["source"]["state"] == "streaming"
+            && st["recorder"]["cameras"][1]["frames_written"]
+                .as_u64()
+                .unwrap_or(0)
+                > 40
+    });
+    let (code, _, _) = common::request("POST", &server.url("/api/recording/stop"));
+    assert_eq!(code, 200);
+    let st = server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped"
+            && st["recorder"]["cameras"]
+                .as_array()
+                .is_some_and(|c| c.iter().all(|c| c["segment"].is_null()))
+    });
+    // The front camera never noticed: no error, no reopening, and every
+    // frame of it from the first to the last is in a file (or counted).
+    let front = &st["cameras"][0];
+    assert_eq!(front["source"]["reconnects"], 0, "{st}");
+    assert_eq!(front["drops"]["capture_errors"], 0, "{st}");
+    let all = segments(&dir.0.join("data/recordings"));
+    let mut seqs = Vec::new();
+    for (_, seg) in all.iter().filter(|(k, _)| k.1 == "front") {
+        seqs.extend(sequences(seg, false));
+    }
+    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "front: out of order");
+    let track = &st["recorder"]["cameras"][0];
+    let written = track["frames_written"].as_u64().unwrap();
+    assert_eq!(seqs.len() as u64, written);
+    let span = u64::from(seqs[seqs.len() - 1] - seqs[0]) + 1;
+    let counted = track["dropped"].as_u64().unwrap()
+        + track["frames_lost"].as_u64().unwrap()
+        + front["drops"]["encoder_busy"].as_u64().unwrap()
+        + front["drops"]["source"].as_u64().unwrap();
+    assert!(
+        written + counted >= span,
+        "front: {} of {span} frames neither recorded nor counted",
+        span - written
+    );
+    // And the rear camera's files, before and after its failure, play.
+    let rear: Vec<_> = all.iter().filter(|(k, _)| k.1 == "rear").collect();
+    assert!(rear.len() >= 2, "{all:?}");
+    for (_, seg) in rear {
+        let (frames, w, h) = common::ffprobe(seg);
+        assert_eq!((w, h), (320, 240));
+        let (decoded, errors) = common::ffmpeg_decode(seg);
+        assert_eq!(decoded, frames, "{}: {errors}", seg.display());
+    }
 }
 
 #[test]

@@ -60,6 +60,8 @@ pub struct CameraStatus {
     pub drops: Drops,
     pub encode: EncodeStatus,
     pub viewers: usize,
+    /// Where its frame tap listens (`tap.listen`; `null` without one).
+    pub tap: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -128,7 +130,7 @@ pub struct EncodeStatus {
 }
 
 impl CameraStatus {
-    pub fn gather(unit: &CameraUnit, cfg: &Config) -> Self {
+    pub fn gather(unit: &CameraUnit, cfg: &Config, tap: Option<String>) -> Self {
         let stats = &unit.stats;
         let bus = &unit.bus;
         let cam = &unit.config;
@@ -183,6 +185,7 @@ impl CameraStatus {
                 mean_ms: round3(stats.mean_encode_ms()),
             },
             viewers: bus.viewer_count(),
+            tap,
         }
     }
 }
@@ -192,7 +195,10 @@ impl Status {
         let cameras: Vec<CameraStatus> = state
             .cameras
             .iter()
-            .map(|u| CameraStatus::gather(u, &state.config))
+            .map(|u| {
+                let tap = state.taps.get(&u.id).map(|a| a.to_string());
+                CameraStatus::gather(u, &state.config, tap)
+            })
             .collect();
         Status {
             version: env!("CARGO_PKG_VERSION"),
