@@ -383,6 +383,66 @@ fn a_camera_that_fails_and_comes_back_never_costs_the_other_a_frame() {
 }
 
 #[test]
+fn auto_finds_both_pi_cameras_and_runs_one_rpicam_vid_each() {
+    let dir = TempDir::new("cams-auto");
+    let stand_in = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fake-rpicam-vid")
+        .display()
+        .to_string();
+    let cfg = common::config_file(
+        &dir,
+        &format!(
+            "[camera]\nsource = \"auto\"\nrpicam_path = \"{stand_in}\"\nsize = \"320x240\"\n\
+             fps = 10\ntimeout = \"5s\"\n[record]\nenabled = false\n"
+        ),
+    );
+    let args = dir.0.join("args");
+    let server = Server::start_with_env(
+        &["--config", &cfg],
+        &[
+            ("FAKE_RPICAM_CAMERAS", "2"),
+            ("FAKE_RPICAM_ARGS", args.to_str().unwrap()),
+        ],
+    );
+    let st = server.wait_status(60, "two Pi cameras streaming", |st| {
+        st["cameras"]
+            .as_array()
+            .is_some_and(|c| c.len() == 2 && c.iter().all(|c| c["source"]["state"] == "streaming"))
+    });
+    assert_eq!(st["cameras"][0]["id"], "front");
+    assert_eq!(st["cameras"][1]["id"], "rear");
+    for c in st["cameras"].as_array().unwrap() {
+        assert_eq!(c["source"]["kind"], "rpicam", "{c}");
+    }
+    // Each view shows its own camera: the stand-in's front frames have luma
+    // 16 to 95, its rear ones 136 to 215.
+    for (id, bright) in [("front", false), ("rear", true)] {
+        let mut reader = MjpegReader::open(&server.url(&format!("/cameras/{id}/video_feed")));
+        let mut seen = 0;
+        while seen < 3 {
+            let part = reader.next_part().expect("a frame");
+            let (luma, _, _) = common::decode_luma(&part.data);
+            let mid = luma[luma.len() / 2];
+            let flat = luma.iter().step_by(97).all(|&v| v.abs_diff(mid) <= 3);
+            if !flat {
+                continue; // a placeholder while the camera started
+            }
+            assert_eq!(mid >= 116, bright, "{id}: luma {mid}");
+            seen += 1;
+        }
+    }
+    let lines = std::fs::read_to_string(&args).unwrap();
+    for n in ["0", "1"] {
+        assert!(
+            lines
+                .lines()
+                .any(|l| l.starts_with(&format!("--camera {n} "))),
+            "rpicam-vid --camera {n}: {lines}"
+        );
+    }
+}
+
+#[test]
 fn the_loop_deletes_whole_moments_oldest_first() {
     let dir = TempDir::new("cams-loop");
     let server = start_two(&dir, "segment_seconds = 1\nmax_usage = \"3MiB\"\n");
