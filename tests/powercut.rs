@@ -6,6 +6,9 @@
 //!   the card), and sometimes cut short: recovery keeps every frame before
 //!   the last sync, cuts at the first damaged frame, and ffmpeg decodes every
 //!   kept frame without an error;
+//! - two cameras recording when the plug is pulled: start-up recovery
+//!   finishes both `.part` files, which decode, verify and still pair by
+//!   name, and the next moment has both cameras again;
 //! - 200 corrupted copies (flipped bytes anywhere, zeroed pages, cuts) fed to
 //!   `blackbox recover`: nothing is deleted, every file kept opens in ffprobe
 //!   and decodes in ffmpeg frame for frame, and `verify` calls it `ok`;
@@ -109,6 +112,90 @@ fn files(dir: &Path, suffix: &str) -> Vec<PathBuf> {
     v.retain(|p| p.to_string_lossy().ends_with(suffix));
     v.sort();
     v
+}
+
+#[test]
+fn a_power_cut_with_two_cameras_recovers_both_and_they_still_pair() {
+    let dir = TempDir::new("powercut-two");
+    let cfg = dir.0.join("blackbox.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[cameras]]\nid = \"front\"\nsource = \"testsrc\"\nsize = \"320x240\"\nfps = 25\n\
+             [[cameras]]\nid = \"rear\"\nsource = \"testsrc\"\nsize = \"320x240\"\nfps = 10\n\
+             [record]\n{}segment_seconds = 3600\nsync_interval = \"1s\"\n",
+            common::RESERVE
+        ),
+    )
+    .unwrap();
+    let data = dir.0.join("data");
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+    ];
+    let mut server = Server::start(&args);
+    let st = server.wait_status(60, "both cameras recorded and synced", |st| {
+        let c = &st["recorder"]["cameras"];
+        st["recorder"]["segment_synced_bytes"].as_u64().unwrap_or(0) > 0
+            && c[0]["segment_frames"].as_u64().unwrap_or(0) >= 50
+            && c[1]["segment_frames"].as_u64().unwrap_or(0) >= 20
+    });
+    let names: Vec<String> = (0..2)
+        .map(|i| {
+            st["recorder"]["cameras"][i]["segment"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    // The plug is pulled.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+    let rec = data.join("recordings");
+    for n in &names {
+        assert!(
+            rec.join(format!("{n}.part")).exists(),
+            "kill -9 left {n}.part"
+        );
+    }
+    // Power back: start-up recovery finishes both, under their names.
+    let mut server = Server::start(&args);
+    server.wait_status(60, "recording again", |st| {
+        st["recorder"]["frames_written"].as_u64().unwrap_or(0) > 10
+    });
+    let log = server.terminate();
+    for n in &names {
+        let path = rec.join(n);
+        assert!(path.exists(), "{n} was recovered:\n{log}");
+        let kept = jpegs(&path);
+        assert!(!kept.is_empty(), "{n}");
+        let p = play(&path);
+        assert_eq!(p.probed_frames, Some(kept.len() as u64), "{n}: ffprobe");
+        assert_eq!(p.decoded, kept.len() as u64, "{n}: ffmpeg");
+        assert!(p.errors.is_empty(), "{n}: ffmpeg said {}", p.errors);
+        let (ok, text) = verify_ok(&path);
+        assert!(ok, "{n}: {text}");
+    }
+    // Still one moment: the two recovered files pair by name.
+    assert_eq!(
+        names[0].strip_suffix("-front.mkv"),
+        names[1].strip_suffix("-rear.mkv"),
+        "{names:?}"
+    );
+    // And the next moment after the cut has both cameras again, numbered
+    // past the recovered one.
+    let seq = |name: &str| blackbox::record::names::parse(name).unwrap().seq;
+    let after: Vec<String> = std::fs::read_dir(&rec)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".mkv") && !names.contains(n))
+        .collect();
+    assert!(after.iter().any(|n| n.ends_with("-front.mkv")), "{after:?}");
+    assert!(after.iter().any(|n| n.ends_with("-rear.mkv")), "{after:?}");
+    assert!(after.iter().all(|n| seq(n) > seq(&names[0])), "{after:?}");
 }
 
 #[test]
