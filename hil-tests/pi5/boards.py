@@ -30,6 +30,9 @@ class Board:
 
     name = "board"
     camera = "testsrc"  # the source kind /api/status reports
+    # The cameras the board has, by the ids blackbox gives them (auto:
+    # front, rear, ...); the rig says how many are wired (PI5_CAMERAS).
+    cameras = ("front",)
     # The stated time from power-on to /healthz answering, on hardware; None
     # under emulation, where only the hang detector applies.
     boot_budget = None
@@ -259,6 +262,9 @@ class Pi5Board(Board):
 
     name = "pi5"
     camera = "rpicam"
+    # One or two Pi cameras on the rig's board (PI5_CAMERAS=2: both
+    # connectors wired); auto names them front and rear.
+    cameras = ("front", "rear")[:max(1, min(2, int(os.environ.get("PI5_CAMERAS", "2"))))]
     # Power to /healthz on a new card (growing /data, keys, the password
     # included): what an owner can expect after turning the car on.
     boot_budget = 90

@@ -64,6 +64,44 @@ def test_frames_from_the_camera(board):
           f"from {status['source']['kind']}, {status['fps']['capture']:.1f} fps")
 
 
+def cpu_seconds(board):
+    """blackbox's user + system CPU seconds so far, and the clock ticks."""
+    text = board.out("cat /proc/$(pidof blackbox)/stat; getconf CLK_TCK")
+    stat, _, hz = text.rpartition("\n")
+    fields = stat.rsplit(")", 1)[-1].split()
+    return (int(fields[11]) + int(fields[12])) / int(hz)
+
+
+def test_every_camera_streams_and_records(board):
+    password = board.password()
+    status = json.loads(get(board, "/api/status", password))
+    ids = [c["id"] for c in status["cameras"]]
+    assert ids == list(board.cameras), f"cameras {ids}, the rig has {board.cameras}"
+    t0 = time.monotonic()
+    while (any(c["source"]["state"] != "streaming" for c in status["cameras"])
+           and time.monotonic() - t0 < 300):
+        time.sleep(2)
+        status = json.loads(get(board, "/api/status", password))
+    for c in status["cameras"]:
+        assert c["source"]["state"] == "streaming", c
+        jpeg = get(board, f"/cameras/{c['id']}/snapshot.jpg", password)
+        assert jpeg[:2] == b"\xff\xd8" and jpeg.rstrip(b"\0")[-2:] == b"\xff\xd9", c["id"]
+    written = [c["frames_written"] for c in status["recorder"]["cameras"]]
+    cpu0, t0 = cpu_seconds(board), time.monotonic()
+    time.sleep(20)
+    cpu1, t1 = cpu_seconds(board), time.monotonic()
+    status = json.loads(get(board, "/api/status", password))
+    after = [c["frames_written"] for c in status["recorder"]["cameras"]]
+    grew = [a > b for a, b in zip(after, written)]
+    assert all(grew) and len(after) == len(board.cameras), f"frames written {written} -> {after}"
+    cores = int(board.out("nproc") or "1")
+    share = 100 * (cpu1 - cpu0) / (t1 - t0) / cores
+    print(f"{board.name}: {', '.join(ids)} recording; blackbox uses {share:.1f} % of "
+          f"{cores} cores; " + "; ".join(
+              f"{c['id']} {c['source']['width']}x{c['source']['height']} {c['fps']['capture']:.1f} fps"
+              for c in status["cameras"]))
+
+
 def test_recording_grows(board):
     first = part_size(board)
     t0 = time.monotonic()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs a VM suite for ARCH (x86_64 or aarch64): a Debian kernel under qemu
-# (TCG, no KVM needed) with the vivid V4L2 driver loaded as /dev/video0, a
+# (TCG, no KVM needed) with the vivid V4L2 driver loaded as /dev/video0 and
+# /dev/video1 (two cameras), a
 # static blackbox, and the test runner (hil-tests/vm/runner) as the payload.
 # SUITE is ARCH's own suite by default, or `bench` (frame rates, printed).
 # Prints the runner's lines and its closing "N passed, M failed"; exits
@@ -59,9 +60,9 @@ mount -t devtmpfs dev /dev
 mount -t tmpfs tmp /tmp
 ifconfig lo 127.0.0.1 up
 for m in \$(cat /lib/modules/order); do insmod /lib/modules/\$m.ko || echo "insmod \$m failed"; done
-insmod /lib/modules/vivid.ko n_devs=1 node_types=0x1 || echo "insmod vivid failed"
+insmod /lib/modules/vivid.ko n_devs=2 node_types=0x1,0x1 || echo "insmod vivid failed"
 i=0
-while [ ! -e /dev/video0 ] && [ \$i -lt 50 ]; do sleep 0.1; i=\$((i+1)); done
+while [ ! -e /dev/video1 ] && [ \$i -lt 50 ]; do sleep 0.1; i=\$((i+1)); done
 echo "hil: starting the $suite suite"
 /bin/blackbox-hil $suite "${HIL_FILTER:-}"
 echo "hil: runner exit \$?"

@@ -3,9 +3,14 @@
 //! with vivid loaded as `/dev/video0`; prints one line per test and a
 //! closing `N passed, M failed`, and exits non-zero on any failure.
 //!
-//! Suites: `x86_64` (capture at several formats and rates, `probe`, fault
-//! injection through vivid's own controls, unloading and reloading the
-//! module), `aarch64` (`probe` and a capture test for the ARM build), and
+//! vivid is loaded with two instances (`n_devs=2`): `/dev/video0` and
+//! `/dev/video1`, two cameras with controls of their own.
+//!
+//! Suites: `x86_64` (capture at several formats and rates, `probe`, two
+//! cameras recorded at once while one is disconnected, fault injection
+//! through vivid's own controls, unloading and reloading the module),
+//! `aarch64` (`probe`, a capture test and the two cameras for the ARM
+//! build), and
 //! `bench` (frame rates received against the driver's, printed, never a
 //! failure: the guest is emulated and its speed is the host's business).
 //!
@@ -30,9 +35,11 @@ use blackbox_testkit as kit;
 use serde_json::Value;
 
 const DEVICE: &str = "/dev/video0";
+/// The second vivid instance: the rear camera.
+const REAR: &str = "/dev/video1";
 const BLACKBOX: &str = "/bin/blackbox";
 const VIVID_KO: &str = "/lib/modules/vivid.ko";
-const VIVID_PARAMS: &str = "n_devs=1 node_types=0x1";
+const VIVID_PARAMS: &str = "n_devs=2 node_types=0x1,0x1";
 
 type Outcome = Result<String, String>;
 /// A test on its own blackbox.
@@ -54,6 +61,8 @@ struct Blackbox {
     child: Child,
     port: u16,
     log: String,
+    /// Its data directory.
+    data: String,
 }
 
 /// How long a start may take before it counts as a hang: far beyond a
@@ -111,7 +120,12 @@ impl Blackbox {
             .and_then(|rest| rest.trim_end_matches('/').rsplit(':').next())
             .and_then(|p| p.parse().ok())
             .ok_or_else(|| format!("blackbox did not announce its port: {line:?}"))?;
-        Ok(Blackbox { child, port, log })
+        Ok(Blackbox {
+            child,
+            port,
+            log,
+            data,
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -499,7 +513,149 @@ impl Drop for Watcher {
 }
 
 fn control(name: &str, value: i64) -> Result<(), String> {
-    v4l2::set_control(Path::new(DEVICE), name, value).map_err(|e| format!("setting {name:?}: {e}"))
+    control_on(DEVICE, name, value)
+}
+
+fn control_on(device: &str, name: &str, value: i64) -> Result<(), String> {
+    v4l2::set_control(Path::new(device), name, value)
+        .map_err(|e| format!("setting {name:?} on {device}: {e}"))
+}
+
+/// Two vivid cameras recorded at once, the front in YUYV and the rear in
+/// NV12; the rear is disconnected and comes back while the front carries
+/// on: no error, no reopening, every sequence number of the front's
+/// accounted for, and every camera's files whole.
+fn two_cameras() -> Outcome {
+    let config = "/tmp/two-cameras.toml";
+    std::fs::write(
+        config,
+        format!(
+            "[[cameras]]\nid = \"front\"\nsource = \"v4l2\"\ndevice = \"{DEVICE}\"\ninput = 0\n\
+             size = \"640x480\"\nfps = 15\npixel_format = \"yuyv\"\n\
+             [[cameras]]\nid = \"rear\"\nsource = \"v4l2\"\ndevice = \"{REAR}\"\ninput = 0\n\
+             size = \"320x240\"\nfps = 15\npixel_format = \"nv12\"\n\
+             [record]\nsegment_seconds = 2\nmin_free = \"1MiB\"\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let bb = Blackbox::start(&["--config", config])?;
+    let run = || -> Outcome {
+        let written = |st: &Value, i: usize| {
+            st["recorder"]["cameras"][i]["frames_written"]
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        };
+        let cams = |st: &Value, i: usize, path: &[&str]| {
+            let mut v = &st["cameras"][i];
+            for p in path {
+                v = &v[*p];
+            }
+            v.as_f64().unwrap_or(f64::NAN)
+        };
+        let st = bb.wait_status(120.0, "both cameras recording", |st| {
+            (0..2).all(|i| st["cameras"][i]["source"]["state"] == "streaming")
+                && st["recorder"]["cameras"][0]["frames_written"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    > 20
+                && st["recorder"]["cameras"][1]["frames_written"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    > 20
+        })?;
+        ensure!(
+            st["cameras"][0]["source"]["pixel_format"] == "yuyv"
+                && st["cameras"][1]["source"]["pixel_format"] == "nv12",
+            "negotiated {} and {}",
+            st["cameras"][0]["source"]["pixel_format"],
+            st["cameras"][1]["source"]["pixel_format"]
+        );
+        let rear_before = cams(&st, 1, &["source", "reconnects"]);
+        let rear_written_before = written(&st, 1);
+        control_on(REAR, "Disconnect", 1)?;
+        let st = bb.wait_status(120.0, "the rear camera back and recording", |st| {
+            cams(st, 1, &["source", "reconnects"]) > rear_before
+                && st["cameras"][1]["source"]["state"] == "streaming"
+                && written(st, 1) > rear_written_before
+        })?;
+        let rear_written_after = written(&st, 1);
+        bb.wait_status(120.0, "more rear frames after the reconnect", |s| {
+            written(s, 1) > rear_written_after + 10.0
+        })?;
+        let (code, _, _) = kit::request("POST", &bb.url("/api/recording/stop"))?;
+        ensure!(code == 200, "stop: HTTP {code}");
+        let st = bb.wait_status(60.0, "stopped", |st| {
+            st["recorder"]["state"] == "stopped"
+                && st["recorder"]["cameras"]
+                    .as_array()
+                    .is_some_and(|c| c.iter().all(|c| c["segment"].is_null()))
+        })?;
+        // The front camera never noticed.
+        ensure!(
+            cams(&st, 0, &["source", "reconnects"]) == 0.0
+                && cams(&st, 0, &["drops", "capture_errors"]) == 0.0,
+            "the front camera was disturbed: {}",
+            st["cameras"][0]
+        );
+        let front = &st["cameras"][0];
+        let seen = num(front, &["frames", "captured"])
+            + num(front, &["drops", "source"])
+            + num(front, &["drops", "bad_frame"]);
+        let span = num(front, &["source", "sequence"]) + 1.0;
+        ensure!(
+            (seen - span).abs() <= 1.0,
+            "front: accounted {seen} frames for {span} sequence numbers"
+        );
+        ensure!(
+            cams(&st, 1, &["drops", "capture_errors"]) >= 1.0,
+            "the rear disconnect was not counted"
+        );
+        // Every file of each camera is whole, and holds what was written.
+        let data = &bb.data;
+        let mut frames = [0u64; 2];
+        let mut files = [0usize; 2];
+        for dir in ["recordings", "events"] {
+            let Ok(rd) = std::fs::read_dir(format!("{data}/{dir}")) else {
+                continue;
+            };
+            for e in rd.filter_map(Result::ok) {
+                let name = e.file_name().to_string_lossy().to_string();
+                let i = if name.ends_with("-front.mkv") {
+                    0
+                } else if name.ends_with("-rear.mkv") {
+                    1
+                } else {
+                    continue;
+                };
+                let scan = blackbox::record::scan::scan(
+                    &e.path(),
+                    blackbox::record::scan::Depth::Checksums,
+                )
+                .map_err(|err| format!("{name}: {err}"))?;
+                ensure!(scan.problem.is_none(), "{name}: {:?}", scan.problem);
+                frames[i] += scan.frames.len() as u64;
+                files[i] += 1;
+            }
+        }
+        for i in 0..2 {
+            ensure!(
+                frames[i] as f64 == written(&st, i),
+                "camera {i}: {} frames in {} files, {} written",
+                frames[i],
+                files[i],
+                written(&st, i)
+            );
+        }
+        Ok(format!(
+            "front {} frames in {} files, rear {} in {} files; the rear reconnected, the front undisturbed",
+            frames[0], files[0], frames[1], files[1]
+        ))
+    };
+    let result = run().map_err(|e| format!("{e}\n    log: {}", bb.log_tail()));
+    let code = bb.stop();
+    let info = result?;
+    ensure!(code == Ok(0), "blackbox exited with {code:?}");
+    Ok(info)
 }
 
 /// The counters that must add up against the driver's sequence numbers.
@@ -733,6 +889,10 @@ fn main() {
             Box::new(auto_picks_the_camera),
         ),
         (
+            "two cameras (YUYV and NV12) recorded; the rear unplugged and back, the front undisturbed",
+            Box::new(two_cameras),
+        ),
+        (
             "capture 640x480 NV12 25 fps (webcam input)",
             Box::new(|| capture(0, (640, 480), 25, "nv12")),
         ),
@@ -742,8 +902,9 @@ fn main() {
         ),
     ];
     for (i, (name, test)) in tests.iter().enumerate() {
-        // The aarch64 suite proves the ARM build: probe, one capture, auto.
-        if (suite == "aarch64" && i > 2) || !wanted(name) {
+        // The aarch64 suite proves the ARM build: probe, one capture, auto,
+        // two cameras.
+        if (suite == "aarch64" && i > 3) || !wanted(name) {
             continue;
         }
         record(name, test());
