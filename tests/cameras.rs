@@ -301,6 +301,32 @@ fn both_cameras_record_moments_that_pair_and_an_event_keeps_both() {
         );
     }
     assert!(moments_listed.iter().any(|m| m["protected"] == true));
+    // Replaying a moment together: the rear frame nearest the front's.
+    let m = &moments_listed[moments_listed.len() / 2];
+    let (front, rear) = (
+        m["cameras"]["front"].as_str().unwrap(),
+        m["cameras"]["rear"].as_str().unwrap(),
+    );
+    let (code, h, jpeg) = get(&server.url(&format!("/recordings/{front}/frame?t=0.5")));
+    assert_eq!(code, 200);
+    assert_eq!(h["content-type"], "image/jpeg");
+    assert!(h["x-offset"].parse::<f64>().unwrap() > 0.4);
+    assert_eq!(common::decode_luma(&jpeg).1, 640);
+    let at: f64 = h["x-timestamp"].parse().unwrap();
+    let (code, h, jpeg) = get(&server.url(&format!("/recordings/{rear}/frame?at={at:.6}")));
+    assert_eq!(code, 200);
+    assert_eq!(common::decode_luma(&jpeg).1, 320);
+    let rear_at: f64 = h["x-timestamp"].parse().unwrap();
+    assert!(
+        (rear_at - at).abs() <= 0.1,
+        "{at} and {rear_at}: over a rear frame apart"
+    );
+    for bad in ["t=-1", "t=abc", "at=NaN"] {
+        let (code, _, _) = get(&server.url(&format!("/recordings/{front}/frame?{bad}")));
+        assert_eq!(code, 400, "{bad}");
+    }
+    let (code, _, _) = get(&server.url("/recordings/00000999-20261126T172600Z-side.mkv/frame"));
+    assert_eq!(code, 404);
 }
 
 #[test]

@@ -38,6 +38,7 @@ results = []
 def check(name, ok, info=""):
     results.append(ok)
     print(f"{'ok  ' if ok else 'FAIL'} {name}: {info}", flush=True)
+    return ok
 
 
 def waited(d, name, condition, timeout=60):
@@ -232,6 +233,7 @@ def main():
                               lambda d: len(d.find_elements(By.CSS_SELECTOR, ".seg")) >= 2, timeout=30):
                         w, v = sideways(d)
                         check(f"{width} px: the recordings fit", w <= v, f"{w} px in a {v} px view")
+                        replay_together(d, width)
                 wifi_panel(d, width, ap_ssid, ap_pass)
                 d.save_screenshot(os.path.join(tempfile.gettempdir(), f"blackbox-page-{width}.png"))
                 bad = csp_violations(d)
@@ -295,6 +297,36 @@ def both_cameras(d, width):
         if waited(d, f"{width} px: a tap on the front one swaps them back", lambda d: d.execute_script(
                 "const i = document.getElementById('live'); return i.complete && i.naturalWidth === 640;")):
             check(f"{width} px: a tap on the front one swaps them back", True, "the front is main again")
+
+
+def replay_together(d, width):
+    """Play on a moment with both cameras: both replayed views move, and
+    the frames shown together were captured within one frame interval of
+    each other (the rear's, at 10 fps, is the longer)."""
+    clicked = d.execute_script(
+        "for (const row of document.querySelectorAll('.seg[data-cameras=\"2\"]')) {"
+        "  const b = [...row.querySelectorAll('button')].find((b) => b.textContent === 'Play');"
+        "  if (b) { b.click(); return true; } }"
+        "return false;")
+    if not check(f"{width} px: a moment with both cameras can be played", clicked,
+                 "clicked Play" if clicked else "no finished moment with both cameras listed"):
+        return
+    pair = ("const m = document.getElementById('playback');"
+            "const o = document.querySelector('.player .view.other img');"
+            "return [m && parseFloat(m.dataset.ts), o && parseFloat(o.dataset.ts)];")
+    if not waited(d, f"{width} px: both cameras of the moment replay",
+                  lambda d: all(isinstance(x, (int, float)) and x > 0 for x in d.execute_script(pair)),
+                  timeout=30):
+        return
+    samples = []
+    for _ in range(4):
+        samples.append(d.execute_script(pair))
+        time.sleep(0.25)
+    moved = len({s[0] for s in samples}) > 1 and len({s[1] for s in samples}) > 1
+    check(f"{width} px: the replayed cameras both move", moved, str(samples))
+    worst = max(abs(a - b) for a, b in samples)
+    check(f"{width} px: replayed together within one frame interval", worst <= 0.101,
+          f"at most {worst * 1000:.0f} ms apart (the rear's interval: 100 ms)")
 
 
 def https_check(tmp):

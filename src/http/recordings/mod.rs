@@ -96,7 +96,8 @@ pub async fn handle(
         (true, Some("protect")) => not_allowed("POST", path),
         (false, None) if readable => download::download(rec, name, headers, path).await,
         (false, Some("play")) if readable => replay::play(rec, name, query, path).await,
-        (false, None | Some("play")) => not_allowed("GET, HEAD", path),
+        (false, Some("frame")) if readable => replay::frame(rec, name, query, path).await,
+        (false, None | Some("play") | Some("frame")) => not_allowed("GET, HEAD", path),
         _ => json_error(StatusCode::NOT_FOUND, "not found", path),
     })
 }
