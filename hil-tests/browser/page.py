@@ -16,13 +16,16 @@ Prints a line per check and "N passed, M failed".
 Usage: page.py BLACKBOX_BINARY
 """
 import http.server
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 os.environ["SE_AVOID_STATS"] = "true"  # Selenium must not phone home
 from selenium import webdriver  # noqa: E402
@@ -257,6 +260,7 @@ def main():
         server.terminate()
         server.wait(timeout=10)
     https_check(tmp)
+    relay_check(tmp)
     passed = sum(results)
     print(f"{passed} passed, {len(results) - passed} failed")
     return 0 if all(results) else 1
@@ -327,6 +331,85 @@ def replay_together(d, width):
     worst = max(abs(a - b) for a, b in samples)
     check(f"{width} px: replayed together within one frame interval", worst <= 0.101,
           f"at most {worst * 1000:.0f} ms apart (the rear's interval: 100 ms)")
+
+
+def jpeg_size(jpeg):
+    """(width, height) from a JPEG's start-of-frame marker, or None."""
+    i = 2
+    while i + 9 < len(jpeg):
+        if jpeg[i] != 0xFF:
+            return None
+        marker, length = jpeg[i + 1], int.from_bytes(jpeg[i + 2:i + 4], "big")
+        if marker in (0xC0, 0xC1, 0xC2):
+            return int.from_bytes(jpeg[i + 7:i + 9], "big"), int.from_bytes(jpeg[i + 5:i + 7], "big")
+        i += 2 + length
+    return None
+
+
+def relay_check(tmp):
+    """examples/relay, the FastAPI app, in front of the rear camera's tap:
+    a real HTTP client reads its /video_feed and gets the rear camera's
+    frames, moving."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cfg = os.path.join(tmp, "relay.toml")
+    with open(cfg, "w") as f:
+        f.write('[[cameras]]\nid = "front"\nsource = "testsrc"\nsize = "640x480"\nfps = 10\n'
+                '[[cameras]]\nid = "rear"\nsource = "testsrc"\nsize = "320x240"\nfps = 10\n'
+                '[record]\nenabled = false\n')
+    server = subprocess.Popen(
+        [BIN, "run", "--listen", "127.0.0.1:0", "--config", cfg, "--data",
+         os.path.join(tmp, "data-relay"), "--tap", "127.0.0.1:0"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    relay = feed = None
+    try:
+        url = re.search(r"http://[0-9.:]+/", server.stdout.readline()).group(0)
+        status = json.loads(urllib.request.urlopen(url + "api/status", timeout=30).read())
+        rear_tap = status["cameras"][1]["tap"]
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        relay = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "app:app", "--app-dir",
+             os.path.join(root, "examples", "relay"), "--host", "127.0.0.1", "--port", str(port),
+             "--timeout-graceful-shutdown", "2"],
+            env=dict(os.environ, BLACKBOX_TAP=rear_tap),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while feed is None and time.monotonic() < deadline:
+            try:
+                feed = urllib.request.urlopen(f"http://127.0.0.1:{port}/video_feed", timeout=30)
+            except OSError:
+                time.sleep(0.3)
+        if not check("relay: examples/relay serves /video_feed", feed is not None,
+                     f"uvicorn on port {port}, reading {rear_tap}"):
+            return
+        kind = feed.headers.get("Content-Type", "")
+        frames = []
+        while len(frames) < 4:
+            line = feed.readline()
+            if not line:
+                break
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+                feed.readline()  # the blank line
+                frames.append(feed.read(length))
+        sizes = {jpeg_size(j) for j in frames}
+        check("relay: the rear camera's frames, moving, through FastAPI",
+              kind.startswith("multipart/x-mixed-replace") and len(frames) == 4
+              and sizes == {(320, 240)} and len(set(frames)) == 4,
+              f"{len(frames)} parts of {sizes}, {len(set(frames))} different; {kind}")
+    finally:
+        if feed is not None:
+            feed.close()
+        if relay:
+            relay.terminate()
+            try:
+                relay.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                relay.kill()
+                relay.wait()
+        server.terminate()
+        server.wait(timeout=10)
 
 
 def https_check(tmp):
