@@ -108,7 +108,9 @@ enum Command {
     Wifi(WifiCommand),
     /// List V4L2 devices: inputs, pixel formats, sizes and frame rates.
     ///
-    /// With no DEVICE, every /dev/video* node is listed.
+    /// With no DEVICE, every /dev/video* node is listed, then every camera
+    /// `--source auto` would use (the Pi cameras rpicam-vid lists, then the
+    /// V4L2 cameras), by the ids it would give them.
     Probe {
         /// A device node, e.g. /dev/video0
         device: Option<PathBuf>,
@@ -395,6 +397,9 @@ fn probe(device: Option<PathBuf>, json: bool) -> i32 {
                 }
             } else {
                 print!("{}", crate::probe::to_text(&reports));
+                if device.is_none() {
+                    print!("{}", crate::probe::auto_text());
+                }
             }
             0
         }

@@ -1,6 +1,7 @@
 //! `blackbox probe`: what the V4L2 devices on this machine offer (inputs,
 //! pixel formats, sizes, frame rates), as text like `v4l2-ctl
-//! --list-formats-ext` or as JSON for scripts.
+//! --list-formats-ext` or as JSON for scripts; and every camera `--source
+//! auto` would use, Pi cameras included.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -23,6 +24,17 @@ pub fn probe(device: Option<&Path>) -> Result<Vec<DeviceReport>, CaptureError> {
             })
             .collect()),
     }
+}
+
+/// Every camera `--source auto` would record, as text.
+pub fn auto_text() -> String {
+    let mut base = crate::config::Config::default().camera;
+    base.source = crate::capture::SourceKind::Auto;
+    let mut out = String::from("--source auto would use:\n");
+    for c in crate::capture::discover(&base) {
+        let _ = writeln!(out, "  {}: {}", c.id, crate::capture::describe_choice(&c));
+    }
+    out
 }
 
 /// The reports as text.

@@ -457,6 +457,29 @@ fn auto_finds_both_pi_cameras_and_runs_one_rpicam_vid_each() {
             seen += 1;
         }
     }
+    // `blackbox probe` lists them too, with the ids auto gives them.
+    let bin = dir.0.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&stand_in, bin.join("rpicam-vid")).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blackbox"))
+        .arg("probe")
+        .env("PATH", path)
+        .env("FAKE_RPICAM_CAMERAS", "2")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "front: the Pi camera 0 (rpicam-vid --camera 0)",
+        "rear: the Pi camera 1 (rpicam-vid --camera 1)",
+    ] {
+        assert!(text.contains(line), "{line:?} not in:\n{text}");
+    }
     let lines = std::fs::read_to_string(&args).unwrap();
     for n in ["0", "1"] {
         assert!(
