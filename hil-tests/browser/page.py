@@ -230,7 +230,7 @@ def main():
                 # The recordings, once there are some.
                 if waited(d, f"{width} px: two recordings are listed", lambda d: d.execute_script(
                         "return fetch('/api/recordings', {headers: {'X-Requested-With': 'blackbox'}})"
-                        ".then(r => r.json()).then(j => j.recordings.length >= 2)")):
+                        ".then(r => r.json()).then(j => j.moments.length >= 2)")):
                     d.find_element(By.ID, "tab-recordings").click()
                     if waited(d, f"{width} px: the recordings tab shows them",
                               lambda d: len(d.find_elements(By.CSS_SELECTOR, ".seg")) >= 2, timeout=30):
