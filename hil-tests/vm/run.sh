@@ -37,10 +37,13 @@ if [ "$arch" = aarch64 ]; then
 else
   cp /bin/busybox "$ird/bin/busybox"
 fi
-for applet in sh mount insmod rmmod ifconfig sleep poweroff sync cat echo ls; do
+for applet in sh mount insmod rmmod ifconfig sleep poweroff sync cat echo ls head tr usleep; do
   ln -s busybox "$ird/bin/$applet"
 done
 cp "$bin_dir/blackbox" "$bin_dir/blackbox-hil" "$ird/bin/"
+# rpicam-vid's stand-in (busybox sh), for the Pi camera cases.
+cp "$here/fake-rpicam-vid.sh" "$ird/bin/fake-rpicam-vid"
+chmod +x "$ird/bin/fake-rpicam-vid"
 
 # vivid and what it needs, in load order (RECIPES.md section 1).
 order="mc videodev videobuf2-common videobuf2-v4l2 rc-core cec v4l2-dv-timings v4l2-tpg videobuf2-memops videobuf2-dma-contig videobuf2-vmalloc"

@@ -7,10 +7,12 @@
 //! `/dev/video1`, two cameras with controls of their own.
 //!
 //! Suites: `x86_64` (capture at several formats and rates, `probe`, two
-//! cameras recorded at once while one is disconnected, fault injection
+//! cameras recorded at once while one is disconnected, `--source auto`
+//! finding two Pi cameras (a busybox stand-in for rpicam-vid) and both
+//! vivid cameras, fault injection
 //! through vivid's own controls, unloading and reloading the module),
-//! `aarch64` (`probe`, a capture test and the two cameras for the ARM
-//! build), and
+//! `aarch64` (`probe`, a capture test, the two cameras and the four found
+//! by auto, for the ARM build), and
 //! `bench` (frame rates received against the driver's, printed, never a
 //! failure: the guest is emulated and its speed is the host's business).
 //!
@@ -521,6 +523,71 @@ fn control_on(device: &str, name: &str, value: i64) -> Result<(), String> {
         .map_err(|e| format!("setting {name:?} on {device}: {e}"))
 }
 
+/// `--source auto` with two Pi cameras (the rpicam-vid stand-in answering
+/// for camera 0 and camera 1) and the two vivid cameras: four cameras, the
+/// Pi's first (front, rear, then camera3 and camera4), each streaming its
+/// own frames.
+fn auto_finds_every_camera() -> Outcome {
+    let config = "/tmp/auto-cameras.toml";
+    std::fs::write(
+        config,
+        "[camera]\nsource = \"auto\"\nrpicam_path = \"/bin/fake-rpicam-vid\"\nsize = \"320x240\"\n\
+         fps = 10\ntimeout = \"5s\"\n[record]\nenabled = false\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let bb = Blackbox::start(&["--config", config])?;
+    let run = || -> Outcome {
+        let st = bb.wait_status(120.0, "four cameras streaming", |st| {
+            st["cameras"].as_array().is_some_and(|c| {
+                c.len() == 4 && c.iter().all(|c| c["source"]["state"] == "streaming")
+            })
+        })?;
+        let found: Vec<(String, String)> = st["cameras"]
+            .as_array()
+            .map(|c| {
+                c.iter()
+                    .map(|c| {
+                        (
+                            c["id"].as_str().unwrap_or("").to_string(),
+                            c["source"]["kind"].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let want = [
+            ("front", "rpicam"),
+            ("rear", "rpicam"),
+            ("camera3", "v4l2"),
+            ("camera4", "v4l2"),
+        ];
+        ensure!(
+            found
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .eq(want.iter().copied()),
+            "auto found {found:?}"
+        );
+        // The stand-in's camera 0 is grey 80, camera 1 grey 200.
+        for (id, grey) in [("front", 80i32), ("rear", 200)] {
+            let (code, _, jpeg) = kit::get(&bb.url(&format!("/cameras/{id}/snapshot.jpg")))?;
+            ensure!(code == 200, "{id}: snapshot HTTP {code}");
+            let (luma, w, h) = kit::decode_luma(&jpeg)?;
+            let mid = i32::from(luma[luma.len() / 2]);
+            ensure!(
+                (mid - grey).abs() <= 4 && (w, h) == (320, 240),
+                "{id}: {w}x{h}, luma {mid}, expected {grey}"
+            );
+        }
+        Ok(format!("auto found {found:?}"))
+    };
+    let result = run().map_err(|e| format!("{e}\n    log: {}", bb.log_tail()));
+    let code = bb.stop();
+    let info = result?;
+    ensure!(code == Ok(0), "blackbox exited with {code:?}");
+    Ok(info)
+}
+
 /// Two vivid cameras recorded at once, the front in YUYV and the rear in
 /// NV12; the rear is disconnected and comes back while the front carries
 /// on: no error, no reopening, every sequence number of the front's
@@ -893,6 +960,10 @@ fn main() {
             Box::new(two_cameras),
         ),
         (
+            "auto finds both Pi cameras (rpicam-vid stand-in) and both V4L2 cameras",
+            Box::new(auto_finds_every_camera),
+        ),
+        (
             "capture 640x480 NV12 25 fps (webcam input)",
             Box::new(|| capture(0, (640, 480), 25, "nv12")),
         ),
@@ -903,8 +974,8 @@ fn main() {
     ];
     for (i, (name, test)) in tests.iter().enumerate() {
         // The aarch64 suite proves the ARM build: probe, one capture, auto,
-        // two cameras.
-        if (suite == "aarch64" && i > 3) || !wanted(name) {
+        // two cameras, the Pi cameras.
+        if (suite == "aarch64" && i > 4) || !wanted(name) {
             continue;
         }
         record(name, test());
