@@ -51,6 +51,71 @@ fn sequences(path: &Path, turned: bool) -> Vec<u32> {
         .collect()
 }
 
+/// The rpicam-vid stand-in (tests/fixtures).
+fn stand_in() -> String {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/fake-rpicam-vid")
+        .display()
+        .to_string()
+}
+
+/// Stops recording and waits until every camera's segment is finished.
+fn stop_recording(server: &Server) -> serde_json::Value {
+    let (code, _, _) = common::request("POST", &server.url("/api/recording/stop"));
+    assert_eq!(code, 200);
+    server.wait_status(30, "stopped", |st| {
+        st["recorder"]["state"] == "stopped"
+            && st["recorder"]["cameras"]
+                .as_array()
+                .is_some_and(|c| c.iter().all(|c| c["segment"].is_null()))
+    })
+}
+
+/// Checks camera `n` of the status `st` against its files `segs` (in
+/// order): each plays at `size` and decodes frame for frame, the frames are
+/// in order, every frame written is in a file, and every sequence number
+/// from the first to the last is recorded or counted as dropped.
+fn every_frame_of(
+    st: &serde_json::Value,
+    n: usize,
+    segs: &[PathBuf],
+    size: (u32, u32),
+    turned: bool,
+) {
+    let id = st["cameras"][n]["id"].as_str().unwrap().to_string();
+    let track = &st["recorder"]["cameras"][n];
+    assert_eq!(track["id"], id.as_str());
+    let mut seqs = Vec::new();
+    for seg in segs {
+        let (frames, w, h) = common::ffprobe(seg);
+        assert_eq!((w, h), size, "{}", seg.display());
+        let (decoded, errors) = common::ffmpeg_decode(seg);
+        assert_eq!(decoded, frames, "{}: {errors}", seg.display());
+        seqs.extend(sequences(seg, turned));
+    }
+    assert!(
+        seqs.windows(2).all(|w| w[1] > w[0]),
+        "{id}: out of order or twice"
+    );
+    let written = track["frames_written"].as_u64().unwrap();
+    assert_eq!(
+        seqs.len() as u64,
+        written,
+        "{id}: every frame written is in a file"
+    );
+    let span = u64::from(seqs[seqs.len() - 1] - seqs[0]) + 1;
+    let drops = &st["cameras"][n]["drops"];
+    let counted = track["dropped"].as_u64().unwrap()
+        + track["frames_lost"].as_u64().unwrap()
+        + drops["encoder_busy"].as_u64().unwrap()
+        + drops["source"].as_u64().unwrap();
+    assert!(
+        written + counted >= span,
+        "{id}: {} of {span} frames neither recorded nor counted",
+        span - written
+    );
+}
+
 /// Finished segments in `dir`, by moment then camera.
 fn segments(dir: &Path) -> BTreeMap<(u64, String), PathBuf> {
     std::fs::read_dir(dir)
@@ -206,15 +271,7 @@ fn both_cameras_record_moments_that_pair_and_an_event_keeps_both() {
     assert_eq!(code, 202);
     // An event covers the seconds after it too: let them be recorded.
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let (code, _, _) = common::request("POST", &server.url("/api/recording/stop"));
-    assert_eq!(code, 200);
-    let st = server.wait_status(30, "stopped", |st| {
-        st["recorder"]["state"] == "stopped"
-            && st["recorder"]["cameras"]
-                .as_array()
-                .is_some_and(|c| c.iter().all(|c| c["segment"].is_null()))
-    });
-    let rec = &st["recorder"];
+    let st = stop_recording(&server);
     let data = dir.0.join("data");
     let mut all = segments(&data.join("recordings"));
     let protected = segments(&data.join("events"));
@@ -253,41 +310,8 @@ fn both_cameras_record_moments_that_pair_and_an_event_keeps_both() {
             .map(|(_, p)| p.clone())
             .collect()
     };
-    for (n, (id, size, turned)) in [("front", (640, 480), false), ("rear", (320, 240), true)]
-        .into_iter()
-        .enumerate()
-    {
-        let track = &rec["cameras"][n];
-        assert_eq!(track["id"], id);
-        let mut seqs = Vec::new();
-        for seg in by_camera(id) {
-            let (frames, w, h) = common::ffprobe(&seg);
-            assert_eq!((w as usize, h as usize), size, "{}", seg.display());
-            let (decoded, errors) = common::ffmpeg_decode(&seg);
-            assert_eq!(decoded, frames, "{}: {errors}", seg.display());
-            seqs.extend(sequences(&seg, turned));
-        }
-        assert!(
-            seqs.windows(2).all(|w| w[1] > w[0]),
-            "{id}: out of order or twice"
-        );
-        let written = track["frames_written"].as_u64().unwrap();
-        assert_eq!(
-            seqs.len() as u64,
-            written,
-            "{id}: every frame written is in a file"
-        );
-        let span = u64::from(seqs[seqs.len() - 1] - seqs[0]) + 1;
-        let dropped = track["dropped"].as_u64().unwrap() + track["frames_lost"].as_u64().unwrap();
-        let cam = &st["cameras"][n]["drops"];
-        let counted =
-            dropped + cam["encoder_busy"].as_u64().unwrap() + cam["source"].as_u64().unwrap();
-        assert!(
-            written + counted >= span,
-            "{id}: {} of {span} frames neither recorded nor counted",
-            span - written
-        );
-    }
+    every_frame_of(&st, 0, &by_camera("front"), (640, 480), false);
+    every_frame_of(&st, 1, &by_camera("rear"), (320, 240), true);
     // The list pairs them too.
     let list = common::testkit_get_json(&server.url("/api/recordings"));
     let moments_listed = list["moments"].as_array().unwrap();
@@ -332,10 +356,7 @@ fn both_cameras_record_moments_that_pair_and_an_event_keeps_both() {
 #[test]
 fn a_camera_that_fails_and_comes_back_never_costs_the_other_a_frame() {
     let dir = TempDir::new("cams-fail");
-    let stand_in = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/fake-rpicam-vid")
-        .display()
-        .to_string();
+    let stand_in = stand_in();
     let cfg = common::config_file(
         &dir,
         &format!(
@@ -365,38 +386,18 @@ fn a_camera_that_fails_and_comes_back_never_costs_the_other_a_frame() {
                 .unwrap_or(0)
                 > 40
     });
-    let (code, _, _) = common::request("POST", &server.url("/api/recording/stop"));
-    assert_eq!(code, 200);
-    let st = server.wait_status(30, "stopped", |st| {
-        st["recorder"]["state"] == "stopped"
-            && st["recorder"]["cameras"]
-                .as_array()
-                .is_some_and(|c| c.iter().all(|c| c["segment"].is_null()))
-    });
+    let st = stop_recording(&server);
     // The front camera never noticed: no error, no reopening, and every
     // frame of it from the first to the last is in a file (or counted).
-    let front = &st["cameras"][0];
-    assert_eq!(front["source"]["reconnects"], 0, "{st}");
-    assert_eq!(front["drops"]["capture_errors"], 0, "{st}");
+    assert_eq!(st["cameras"][0]["source"]["reconnects"], 0, "{st}");
+    assert_eq!(st["cameras"][0]["drops"]["capture_errors"], 0, "{st}");
     let all = segments(&dir.0.join("data/recordings"));
-    let mut seqs = Vec::new();
-    for (_, seg) in all.iter().filter(|(k, _)| k.1 == "front") {
-        seqs.extend(sequences(seg, false));
-    }
-    assert!(seqs.windows(2).all(|w| w[1] > w[0]), "front: out of order");
-    let track = &st["recorder"]["cameras"][0];
-    let written = track["frames_written"].as_u64().unwrap();
-    assert_eq!(seqs.len() as u64, written);
-    let span = u64::from(seqs[seqs.len() - 1] - seqs[0]) + 1;
-    let counted = track["dropped"].as_u64().unwrap()
-        + track["frames_lost"].as_u64().unwrap()
-        + front["drops"]["encoder_busy"].as_u64().unwrap()
-        + front["drops"]["source"].as_u64().unwrap();
-    assert!(
-        written + counted >= span,
-        "front: {} of {span} frames neither recorded nor counted",
-        span - written
-    );
+    let front: Vec<PathBuf> = all
+        .iter()
+        .filter(|(k, _)| k.1 == "front")
+        .map(|(_, p)| p.clone())
+        .collect();
+    every_frame_of(&st, 0, &front, (320, 240), false);
     // And the rear camera's files, before and after its failure, play.
     let rear: Vec<_> = all.iter().filter(|(k, _)| k.1 == "rear").collect();
     assert!(rear.len() >= 2, "{all:?}");
@@ -411,10 +412,7 @@ fn a_camera_that_fails_and_comes_back_never_costs_the_other_a_frame() {
 #[test]
 fn auto_finds_both_pi_cameras_and_runs_one_rpicam_vid_each() {
     let dir = TempDir::new("cams-auto");
-    let stand_in = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/fake-rpicam-vid")
-        .display()
-        .to_string();
+    let stand_in = stand_in();
     let cfg = common::config_file(
         &dir,
         &format!(
