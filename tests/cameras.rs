@@ -519,6 +519,103 @@ fn the_loop_deletes_whole_moments_oldest_first() {
 }
 
 #[test]
+fn a_card_from_before_camera_ids_keeps_working() {
+    // A one-camera card: record a moment, then give its file the name
+    // older versions wrote (no camera in it).
+    let dir = TempDir::new("cams-legacy");
+    let one = common::config_file(
+        &dir,
+        &format!("[record]\nsegment_seconds = 2\n{}", common::RESERVE),
+    );
+    let data = dir.0.join("data").display().to_string();
+    let server = Server::start(&["--config", &one, "--data", &data, "--size", "320x240"]);
+    server.wait_status(60, "a finished segment", |st| {
+        st["recorder"]["segments_finished"].as_u64().unwrap_or(0) >= 1
+    });
+    stop_recording(&server);
+    drop(server);
+    let rec = dir.0.join("data/recordings");
+    let ((seq, _), path) = segments(&rec).into_iter().next().unwrap();
+    let old_name = path
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace("-front.mkv", ".mkv");
+    std::fs::rename(&path, rec.join(&old_name)).unwrap();
+    // Now two cameras on that card.
+    let two = common::config_file(
+        &dir,
+        &format!("{TWO}[record]\nsegment_seconds = 2\n{}", common::RESERVE),
+    );
+    let server = Server::start(&["--config", &two, "--data", &data]);
+    server.wait_status(60, "a new moment", |st| {
+        st["recorder"]["segments_finished"].as_u64().unwrap_or(0) >= 2
+    });
+    let list = common::testkit_get_json(&server.url("/api/recordings"));
+    let old = list["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == old_name.as_str())
+        .unwrap_or_else(|| panic!("{old_name} not listed: {list}"));
+    assert_eq!(
+        old["camera"], "front",
+        "an untagged file is the first camera's"
+    );
+    let moment = list["moments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["seq"] == seq)
+        .unwrap();
+    assert_eq!(moment["cameras"]["front"], old_name.as_str());
+    // It plays, downloads, and new moments come after it.
+    let (code, _, body) = get(&server.url(&format!("/recordings/{old_name}")));
+    assert_eq!(
+        (code, body.len() as u64),
+        (200, std::fs::metadata(rec.join(&old_name)).unwrap().len())
+    );
+    let (code, _, _) = get(&server.url(&format!("/recordings/{old_name}/frame?t=0")));
+    assert_eq!(code, 200);
+    let newer = list["moments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["seq"].as_u64().unwrap() > seq);
+    assert!(newer.count() >= 1, "{list}");
+}
+
+#[test]
+fn a_camera_nobody_watches_or_records_costs_no_encoding() {
+    let dir = TempDir::new("cams-idle");
+    let cfg = common::config_file(
+        &dir,
+        &format!("{TWO}record = false\n[record]\n{}", common::RESERVE),
+    );
+    let data = dir.0.join("data").display().to_string();
+    let server = Server::start(&["--config", &cfg, "--data", &data]);
+    let st = server.wait_status(60, "the rear camera idle", |st| {
+        st["cameras"][1]["frames"]["idle"].as_u64().unwrap_or(0) >= 10
+            && st["recorder"]["frames_written"].as_u64().unwrap_or(0) >= 10
+    });
+    assert_eq!(st["cameras"][1]["record"], false);
+    assert_eq!(st["cameras"][1]["frames"]["encoded"], 0, "{st}");
+    assert_eq!(
+        st["recorder"]["cameras"].as_array().unwrap().len(),
+        1,
+        "only front is recorded"
+    );
+    // A viewer comes: now it is encoded, for the viewer alone.
+    let frames = frames(&server.url("/cameras/rear/video_feed"), 3, true);
+    assert_eq!(frames.len(), 3);
+    let st = server.status();
+    assert!(
+        st["cameras"][1]["frames"]["encoded"].as_u64().unwrap() >= 3,
+        "{st}"
+    );
+}
+
+#[test]
 fn a_broken_camera_list_stops_blackbox_with_one_line() {
     let dir = TempDir::new("cams-bad");
     let cam = |id: &str, more: &str| format!("[[cameras]]\nid = \"{id}\"\n{more}\n");
