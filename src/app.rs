@@ -143,13 +143,13 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     let health = Arc::new(Health::default());
     let cameras = Arc::new(Cameras::new(&config, &health));
     let recorder = if config.record.enabled {
-        // Every camera with `record` on.
+        // Every camera; those with `record` on are recorded.
         let recorded = cameras
             .iter()
-            .filter(|c| c.config.record)
             .map(|c| RecordedCamera {
                 id: c.id.clone(),
                 bus: c.bus.clone(),
+                record: c.config.record,
             })
             .collect();
         let rc = RecorderConfig {

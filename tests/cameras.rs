@@ -616,6 +616,32 @@ fn a_camera_nobody_watches_or_records_costs_no_encoding() {
 }
 
 #[test]
+fn with_no_camera_recorded_the_recorder_still_answers_and_stays_healthy() {
+    let dir = TempDir::new("cams-norec");
+    let cfg = common::config_file(
+        &dir,
+        "[[cameras]]\nid = \"front\"\nsource = \"testsrc\"\nsize = \"320x240\"\nrecord = false\n",
+    );
+    let data = dir.0.join("data").display().to_string();
+    let mut server = Server::start(&["--config", &cfg, "--data", &data]);
+    let (code, _, _) = common::request("POST", &server.url("/api/events"));
+    assert_eq!(code, 202);
+    let (code, _, _) = common::request(
+        "DELETE",
+        &server.url("/api/recordings/00000001-20261205T000000Z-front.mkv"),
+    );
+    assert_eq!(code, 404, "answered, not left waiting");
+    // Longer than a stall takes to be seen: the recorder keeps beating.
+    std::thread::sleep(std::time::Duration::from_secs(7));
+    let (code, _, body) = get(&server.url("/healthz"));
+    assert_eq!((code, String::from_utf8_lossy(&body).trim()), (200, "ok"));
+    let st = server.status();
+    assert_eq!(st["recorder"]["cameras"].as_array().unwrap().len(), 0);
+    let (status, _) = server.sigterm_within(std::time::Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}
+
+#[test]
 fn a_broken_camera_list_stops_blackbox_with_one_line() {
     let dir = TempDir::new("cams-bad");
     let cam = |id: &str, more: &str| format!("[[cameras]]\nid = \"{id}\"\n{more}\n");

@@ -186,10 +186,14 @@ pub struct TrackStatus {
     pub dropped: u64,
 }
 
-/// A camera to record: its id (in file names) and its bus.
+/// A camera as the recorder sees it: its id (in file names), its bus, and
+/// whether it is recorded (`camera.record`). Every camera's bus is watched
+/// for shutdown, so a recorder with nothing to record still serves events,
+/// protection and deletion until then.
 pub struct RecordedCamera {
     pub id: String,
     pub bus: Arc<Bus>,
+    pub record: bool,
 }
 
 /// What the HTTP side and signals leave for the recorder.
@@ -316,8 +320,10 @@ impl Recorder {
             status: Mutex::new(RecorderStatus::default()),
             mailbox: Mutex::new(Mailbox::default()),
         });
+        let buses: Vec<Arc<Bus>> = cameras.iter().map(|c| c.bus.clone()).collect();
         let cameras: Vec<(RecordedCamera, Arc<Counter>)> = cameras
             .into_iter()
+            .filter(|c| c.record)
             .map(|c| (c, Arc::new(Counter::default())))
             .collect();
         let dropped: Vec<Arc<Counter>> = cameras.iter().map(|(_, d)| d.clone()).collect();
@@ -336,7 +342,7 @@ impl Recorder {
             std::thread::Builder::new()
                 .name("recorder".into())
                 .spawn(move || {
-                    let mut w = Worker::new(cfg, store, shared, cameras, health);
+                    let mut w = Worker::new(cfg, store, shared, cameras, buses, health);
                     smol::block_on(w.run(rx));
                 })?
         };
@@ -430,6 +436,8 @@ struct Worker {
     cfg: RecorderConfig,
     health: Arc<Health>,
     tracks: Vec<Track>,
+    /// Every camera's bus, recorded or not: all closed is shutdown.
+    buses: Vec<Arc<Bus>>,
     moment: Option<Moment>,
     store: Arc<Store>,
     shared: Arc<Shared>,
@@ -459,6 +467,7 @@ impl Worker {
         store: Arc<Store>,
         shared: Arc<Shared>,
         cameras: Vec<(RecordedCamera, Arc<Counter>)>,
+        buses: Vec<Arc<Bus>>,
         health: Arc<Health>,
     ) -> Self {
         let recording = cfg.record.autostart;
@@ -481,6 +490,7 @@ impl Worker {
             recording,
             recording_since: recording.then(wall_now),
             tracks,
+            buses,
             moment: None,
             cfg,
             store,
@@ -545,10 +555,8 @@ impl Worker {
         // camera's backlog cannot keep another's waiting.
         let mut first = 0;
         loop {
-            if self
-                .tracks
-                .iter()
-                .all(|t| t.bus.is_closed() && t.frames.is_none())
+            if self.buses.iter().all(|b| b.is_closed())
+                && self.tracks.iter().all(|t| t.frames.is_none())
             {
                 break;
             }
