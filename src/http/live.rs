@@ -49,8 +49,19 @@ pub async fn snapshot(camera: &CameraUnit, path: &str) -> Response<Body> {
     {
         return jpeg(&frame);
     }
+    // A camera nobody watches encodes nothing: a new viewer is first handed
+    // the last frame it made, however old, so wait for a new one.
     let mut viewer = camera.bus.viewer();
-    let frame = future::or(viewer.next(), async {
+    let asked = monotonic_now();
+    let next_fresh = async {
+        loop {
+            let f = viewer.next().await?;
+            if f.captured.mono + fresh >= asked {
+                return Some(f);
+            }
+        }
+    };
+    let frame = future::or(next_fresh, async {
         Timer::after(SNAPSHOT_WAIT).await;
         None
     })
