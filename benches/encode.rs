@@ -20,6 +20,10 @@ use blackbox::frame::{Frame, PixelFormat, Size};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 
+#[path = "shared/noise.rs"]
+mod noise;
+use noise::add_sensor_noise;
+
 const QUALITY: u8 = 80;
 const SIZES: [Size; 2] = [Size::new(1280, 720), Size::new(1920, 1080)];
 const FORMATS: [PixelFormat; 2] = [PixelFormat::Yuyv, PixelFormat::Nv12];
@@ -28,22 +32,6 @@ fn group_name(size: Size) -> String {
     format!("encode_{size}")
 }
 
-/// Flat test-pattern colours compress unrealistically fast; a camera's
-/// picture carries sensor noise. Adds a deterministic +-6 level of it.
-fn add_sensor_noise(img: &mut I420) {
-    let mut x: u32 = 0x9E37_79B9;
-    let (y, u, v) = img.planes_mut();
-    for plane in [y, u, v] {
-        for px in plane.iter_mut() {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            let delta = (x % 13) as i16 - 6;
-            *px = (i16::from(*px) + delta).clamp(16, 240) as u8;
-        }
-    }
-    img.pad();
-}
 
 fn bench(c: &mut Criterion) {
     for size in SIZES {
