@@ -2,12 +2,14 @@
 # Installs what building and testing blackbox needs on Debian/Ubuntu:
 # a C toolchain and nasm (mozjpeg's SIMD on x86_64; without nasm it builds
 # silently without SIMD), libclang (bindgen, for the V4L2 bindings), ffmpeg
-# (ffprobe and ffmpeg check that recordings play), and a
+# (ffprobe and ffmpeg check that recordings play), gpsd (the real GPS
+# daemon the GPS tests feed NMEA through), gpsbabel and xmllint (libxml2-utils;
+# they read the GPX blackbox writes), and a
 # Rust toolchain if none is on PATH. Extra Debian packages can be passed as
 # arguments. Safe to run again: it installs only what is missing.
 set -euo pipefail
 
-packages=(build-essential pkg-config nasm libclang-dev curl ca-certificates ffmpeg "$@")
+packages=(build-essential pkg-config nasm libclang-dev curl ca-certificates ffmpeg gpsd gpsbabel libxml2-utils "$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -16,7 +16,7 @@ use crate::auth::Auth;
 use crate::cameras::Cameras;
 use crate::config::Config;
 use crate::net::Connections;
-use crate::record::recorder::{RecordedCamera, Recorder, RecorderConfig};
+use crate::record::recorder::{Annotations, RecordedCamera, Recorder, RecorderConfig};
 use crate::state::AppState;
 use crate::supervise::Health;
 use crate::sync::Shutdown;
@@ -142,6 +142,11 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     let started = Instant::now();
     let health = Arc::new(Health::default());
     let cameras = Arc::new(Cameras::new(&config, &health));
+    let clock = Arc::new(crate::timesync::TimeSync::default());
+    let gps = Arc::new(crate::gps::Gps::new(
+        config.gps.enabled,
+        &config.gps.server.to_string(),
+    ));
     let recorder = if config.record.enabled {
         // Every camera; those with `record` on are recorded.
         let recorded = cameras
@@ -158,8 +163,16 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             event_budget: config.event_budget(),
         };
         Some(
-            Recorder::start(rc, recorded, health.clone())
-                .map_err(|e| AppError::Data(config.record.dir.clone(), e))?,
+            Recorder::start(
+                rc,
+                recorded,
+                Annotations {
+                    gps: gps.clone(),
+                    clock: clock.clone(),
+                },
+                health.clone(),
+            )
+            .map_err(|e| AppError::Data(config.record.dir.clone(), e))?,
         )
     } else {
         None
@@ -186,7 +199,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             ));
         }
     }
-    let running = cameras.start(config.encode.workers)?;
+    let running = cameras.start(config.encode.workers, &gps)?;
 
     let http_addr = http_listener.get_ref().local_addr()?;
     let tap_addrs = taps
@@ -205,6 +218,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
     );
     let tap_addrs = tap_addrs.into_iter().collect();
 
+    let (config_gps_enabled, gps_server) = (config.gps.enabled, config.gps.server);
     let http = Connections::new(config.http.max_connections);
     let state = Arc::new(AppState {
         config,
@@ -216,6 +230,8 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         taps: tap_addrs,
         shutdown: Shutdown::default(),
         recorder: recorder.as_ref().map(Recorder::handle),
+        gps: gps.clone(),
+        clock: clock.clone(),
         auth,
         health: health.clone(),
         uploading: AtomicBool::new(false),
@@ -230,6 +246,22 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             .detach();
         for (camera, l) in taps {
             ex.spawn(crate::tap::serve(l, camera, state.clone(), ex.clone()))
+                .detach();
+        }
+        // The clock's state, asked off the executor (chronyc is a process).
+        ex.spawn({
+            let clock = clock.clone();
+            async move {
+                loop {
+                    let (reading, rtc) = smol::unblock(crate::timesync::read_system).await;
+                    clock.update(&reading, rtc);
+                    Timer::after(crate::timesync::POLL).await;
+                }
+            }
+        })
+        .detach();
+        if config_gps_enabled {
+            ex.spawn(crate::gps::client::run(gps.clone(), gps_server))
                 .detach();
         }
         if let Some(l) = redirect_listener {

@@ -7,6 +7,8 @@
 //! `rpicam-vid --list-cameras` names, then every V4L2 device that streams a
 //! format blackbox uses; the test pattern when there is none.
 
+use crate::caption::Captioner;
+use crate::gps::Gps;
 use std::sync::Arc;
 
 use crate::bus::Bus;
@@ -80,7 +82,7 @@ impl Cameras {
     }
 
     /// Starts every camera's pipeline on one pool of `workers` encoders.
-    pub fn start(&self, workers: usize) -> std::io::Result<Running> {
+    pub fn start(&self, workers: usize, gps: &Arc<Gps>) -> std::io::Result<Running> {
         let pool = EncoderPool::start(workers, self.units.len())?;
         let mut pipelines = Vec::with_capacity(self.units.len());
         for (lane, unit) in self.units.iter().enumerate() {
@@ -100,6 +102,8 @@ impl Cameras {
                 beats: unit.beats.clone(),
                 lane: pool.lane(lane),
                 quality,
+                caption: Captioner::new(unit.config.caption, gps.clone()).map(Arc::new),
+                caption_mjpeg: unit.config.caption_mjpeg,
             };
             pipelines.push(Pipeline::start(camera, out, &unit.id)?);
         }

@@ -214,6 +214,12 @@ struct RunArgs {
     /// Run the recorder: on or off [default: on]
     #[arg(long, value_name = "on|off")]
     record: Option<String>,
+    /// Read the GPS from gpsd: on or off [default: on]
+    #[arg(long, value_name = "on|off")]
+    gps: Option<String>,
+    /// gpsd's address, IP:PORT [default: 127.0.0.1:2947]
+    #[arg(long, value_name = "ADDR")]
+    gps_server: Option<String>,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -425,6 +431,8 @@ fn run(args: RunArgs) -> i32 {
         ("tap.listen", args.tap),
         ("record.dir", args.data),
         ("record.enabled", args.record),
+        ("gps.enabled", args.gps),
+        ("gps.server", args.gps_server),
     ] {
         overrides.set(key, value);
     }

@@ -171,6 +171,44 @@ impl Utc {
     }
 }
 
+/// Parses an ISO 8601 UTC time as gpsd and GPX write it,
+/// `2026-12-05T20:00:02.000Z` (fraction optional, up to nanoseconds);
+/// `None` for anything else.
+pub fn parse_iso_utc(s: &str) -> Option<SystemTime> {
+    let (main, frac) = match s.strip_suffix('Z')?.split_once('.') {
+        Some((m, f)) => (m, Some(f)),
+        None => (s.strip_suffix('Z')?, None),
+    };
+    let b = main.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let compact = format!(
+        "{}{}{}T{}{}{}Z",
+        &main[0..4],
+        &main[5..7],
+        &main[8..10],
+        &main[11..13],
+        &main[14..16],
+        &main[17..19]
+    );
+    let whole = Utc::parse_compact(&compact)?;
+    let nanos = match frac {
+        None => 0,
+        Some(f) if !f.is_empty() && f.len() <= 9 && f.bytes().all(|c| c.is_ascii_digit()) => {
+            f.parse::<u32>().ok()? * 10u32.pow(9 - f.len() as u32)
+        }
+        Some(_) => return None,
+    };
+    Some(whole + Duration::from_nanos(u64::from(nanos)))
+}
+
 /// Days since 1970-01-01 of a proleptic Gregorian date; `None` for a date
 /// that does not exist. The inverse of [`civil_from_days`].
 fn days_from_civil(year: i64, month: u32, day: u32) -> Option<i64> {
@@ -223,6 +261,27 @@ mod tests {
 
     fn at(secs: u64) -> Utc {
         Utc::from_system(UNIX_EPOCH + Duration::from_secs(secs))
+    }
+
+    #[test]
+    fn iso_times_as_gpsd_writes_them() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_713_960);
+        assert_eq!(parse_iso_utc("2026-11-26T17:26:00Z"), Some(t));
+        assert_eq!(
+            parse_iso_utc("2026-11-26T17:26:00.250Z"),
+            Some(t + Duration::from_millis(250))
+        );
+        for bad in [
+            "2026-11-26T17:26:00",
+            "2026-11-26 17:26:00Z",
+            "2026-13-26T17:26:00Z",
+            "2026-11-26T17:26:00.Z",
+            "2026-11-26T17:26:00.1234567890Z",
+            "",
+            "Z",
+        ] {
+            assert_eq!(parse_iso_utc(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub enum ConvertError {
     OddSize(Size),
     /// The format is not a raw format (MJPEG is passed through, not converted).
     NotRaw(PixelFormat),
+    /// A JPEG to caption could not be decoded, or is not the camera's size.
+    Jpeg(String),
 }
 
 impl fmt::Display for ConvertError {
@@ -44,6 +46,7 @@ impl fmt::Display for ConvertError {
                 write!(f, "line stride {stride} is less than a line ({min} bytes)")
             }
             Self::OddSize(s) => write!(f, "frame size {s} is odd; 4:2:0 needs even sizes"),
+            Self::Jpeg(why) => write!(f, "cannot decode the JPEG to caption it: {why}"),
             Self::NotRaw(p) => write!(f, "{p} is not a raw pixel format"),
         }
     }
@@ -168,6 +171,56 @@ fn check_stride(stride: usize, min: usize) -> Result<(), ConvertError> {
 
 /// Converts one raw frame into `dst`, reallocating `dst` if the size changed.
 /// `stride` is the bytes per line of the source's first plane.
+/// Decodes a camera's JPEG into `img` (its size), for a caption on an
+/// MJPEG camera: zune-jpeg gives full-resolution Y, Cb and Cr, and the
+/// chroma is averaged over each 2x2 block.
+pub fn jpeg_to_i420(jpeg: &[u8], img: &mut I420) -> Result<(), ConvertError> {
+    use zune_jpeg::JpegDecoder;
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+    let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::YCbCr);
+    let mut dec = JpegDecoder::new_with_options(std::io::Cursor::new(jpeg), options);
+    let pixels = dec
+        .decode()
+        .map_err(|e| ConvertError::Jpeg(format!("{e:?}")))?;
+    let (w, h) = dec
+        .dimensions()
+        .ok_or_else(|| ConvertError::Jpeg("no dimensions".into()))?;
+    let size = img.size();
+    if (w, h) != (size.width as usize, size.height as usize) || pixels.len() < w * h * 3 {
+        return Err(ConvertError::Jpeg(format!(
+            "{w}x{h}, the camera said {size}"
+        )));
+    }
+    let (ys, cs) = (img.y_stride(), img.c_stride());
+    let (yp, up, vp) = img.planes_mut();
+    for row in 0..h {
+        let src = &pixels[row * w * 3..(row + 1) * w * 3];
+        for (x, px) in src.chunks_exact(3).enumerate() {
+            yp[row * ys + x] = px[0];
+        }
+    }
+    for row in 0..h / 2 {
+        let a = &pixels[2 * row * w * 3..(2 * row + 1) * w * 3];
+        let b = &pixels[(2 * row + 1) * w * 3..(2 * row + 2) * w * 3];
+        for x in 0..w / 2 {
+            let i = 2 * x * 3;
+            let avg = |k: usize| {
+                ((u16::from(a[i + k])
+                    + u16::from(a[i + 3 + k])
+                    + u16::from(b[i + k])
+                    + u16::from(b[i + 3 + k])
+                    + 2)
+                    / 4) as u8
+            };
+            up[row * cs + x] = avg(1);
+            vp[row * cs + x] = avg(2);
+        }
+    }
+    img.pad();
+    Ok(())
+}
+
 pub fn to_i420(
     format: PixelFormat,
     data: &[u8],

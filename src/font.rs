@@ -1,5 +1,6 @@
 //! A 5x7 bitmap font for text burned into frames: the test pattern's
-//! timestamp and the "NO SIGNAL" placeholder. Digits, capital letters and a
+//! timestamp, the "NO SIGNAL" placeholder and the caption, and its reader
+//! (for the tests). Digits, capital letters and a
 //! few symbols; anything else draws as a space.
 
 /// Glyph width and height in font pixels, and the advance between glyphs.
@@ -105,6 +106,79 @@ pub fn draw_text(
     }
 }
 
+/// Every character the font draws (space included).
+const CHARSET: &str = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ:.-#/ ";
+
+/// Reads text drawn by [`draw_text`] at (`x`, `y`) and `scale` back from a
+/// plane (decoded, so not exact): each font pixel is sampled at its centre
+/// against the midpoint between the darkest and brightest samples, and
+/// each cell is the glyph that differs in the fewest pixels (at most 3 of
+/// 35). Stops at the plane's edge, at a cell that is no glyph, or after
+/// three blank cells; trailing spaces are dropped.
+pub fn read_text(
+    plane: &[u8],
+    stride: usize,
+    width: usize,
+    height: usize,
+    x: usize,
+    y: usize,
+    scale: usize,
+) -> String {
+    let sample = |px: usize, py: usize| -> Option<u8> {
+        (px < width && py < height).then(|| plane[py * stride + px])
+    };
+    let mut cells: Vec<Vec<u8>> = Vec::new();
+    let mut gx = x;
+    'cells: while gx + GLYPH_W * scale <= width {
+        let mut cell = Vec::with_capacity(GLYPH_W * GLYPH_H);
+        for row in 0..GLYPH_H {
+            for col in 0..GLYPH_W {
+                match sample(gx + col * scale + scale / 2, y + row * scale + scale / 2) {
+                    Some(v) => cell.push(v),
+                    None => break 'cells,
+                }
+            }
+        }
+        cells.push(cell);
+        gx += ADVANCE * scale;
+    }
+    let (lo, hi) = cells
+        .iter()
+        .flatten()
+        .fold((u8::MAX, 0u8), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    if hi <= lo.saturating_add(40) {
+        return String::new();
+    }
+    let mid = (u16::from(lo) + u16::from(hi)) / 2;
+    let mut out = String::new();
+    let mut blanks = 0;
+    for cell in cells {
+        let bits: Vec<bool> = cell.iter().map(|&v| u16::from(v) > mid).collect();
+        let best = CHARSET
+            .chars()
+            .map(|c| {
+                let g = glyph(c);
+                let diff = (0..GLYPH_H * GLYPH_W)
+                    .filter(|&i| (g[i / GLYPH_W] & (0x10 >> (i % GLYPH_W)) != 0) != bits[i])
+                    .count();
+                (diff, c)
+            })
+            .min();
+        // A cell that is no glyph is past the text's end (or damage: what
+        // was read so far is all that is sure).
+        let c = match best {
+            Some((d, c)) if d <= 3 => c,
+            _ => break,
+        };
+        blanks = if c == ' ' { blanks + 1 } else { 0 };
+        if blanks == 3 {
+            break;
+        }
+        out.push(c);
+    }
+    out.trim_end().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,5 +194,15 @@ mod tests {
         // Drawing past the edges must not panic.
         draw_text(&mut plane, w, w, h, 35, 5, 3, "NO SIGNAL", 255);
         assert_eq!(text_width("AB", 2), 22);
+    }
+
+    #[test]
+    fn text_reads_back() {
+        let (w, h) = (400, 40);
+        let mut plane = vec![16u8; w * h];
+        let text = "2026-12-05 20:32:41 UTC  54 KM/H";
+        draw_text(&mut plane, w, w, h, 4, 4, 2, text, 235);
+        assert_eq!(read_text(&plane, w, w, h, 4, 4, 2), text);
+        assert_eq!(read_text(&vec![16u8; w * h], w, w, h, 4, 4, 2), "");
     }
 }

@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::bus::Bus;
+use crate::caption::Captioner;
 use crate::capture::{CaptureError, Source};
 use crate::clock::Timestamp;
 use crate::convert::{self, I420};
@@ -79,6 +80,10 @@ pub struct Outputs {
     pub lane: LaneSender,
     /// JPEG quality, 1..=100.
     pub quality: u8,
+    /// The caption burned into each frame, if any.
+    pub caption: Option<Arc<Captioner>>,
+    /// Caption MJPEG frames too (decoded and encoded again).
+    pub caption_mjpeg: bool,
 }
 
 /// Publishes frames in index order, whatever order they finish in.
@@ -149,6 +154,8 @@ impl Pipeline {
             beats,
             lane,
             quality,
+            caption,
+            caption_mjpeg,
         } = out;
         let sequencer = Arc::new(Sequencer::new(bus.clone()));
         let pool = Arc::new(Pool::default());
@@ -172,6 +179,8 @@ impl Pipeline {
                         warned_unturned: false,
                         lane,
                         quality,
+                        caption,
+                        caption_mjpeg,
                         sequencer,
                         pool,
                         stats,
@@ -218,6 +227,8 @@ struct Capture {
     warned_unturned: bool,
     lane: LaneSender,
     quality: u8,
+    caption: Option<Arc<Captioner>>,
+    caption_mjpeg: bool,
     sequencer: Arc<Sequencer>,
     pool: Arc<Pool>,
     stats: Arc<Stats>,
@@ -321,7 +332,9 @@ impl Capture {
             self.stats.idle.inc();
             return;
         }
-        if raw.format == PixelFormat::Mjpeg {
+        let recode =
+            raw.format == PixelFormat::Mjpeg && self.caption_mjpeg && self.caption.is_some();
+        if raw.format == PixelFormat::Mjpeg && !recode {
             if self.rotate && !self.warned_unturned {
                 self.warned_unturned = true;
                 log::warn!(
@@ -365,14 +378,21 @@ impl Capture {
                 }
             },
         };
-        if let Err(e) = convert::to_i420_turned(
-            raw.format,
-            raw.data,
-            raw.size,
-            raw.stride,
-            self.rotate,
-            &mut img,
-        ) {
+        // An MJPEG frame to caption is decoded on the encoder thread.
+        let jpeg_in = recode.then(|| Bytes::copy_from_slice(raw.data));
+        let converted = if recode {
+            Ok(())
+        } else {
+            convert::to_i420_turned(
+                raw.format,
+                raw.data,
+                raw.size,
+                raw.stride,
+                self.rotate,
+                &mut img,
+            )
+        };
+        if let Err(e) = converted {
             log::warn!("frame {} dropped: {e}", raw.seq);
             self.stats.dropped_convert.inc();
             self.pool.put(img);
@@ -382,6 +402,8 @@ impl Capture {
         let job = EncodeJob {
             index,
             img,
+            jpeg_in,
+            caption: self.caption.clone(),
             seq: raw.seq,
             captured: raw.captured,
             source_format: raw.format,
@@ -413,6 +435,9 @@ impl Capture {
 struct EncodeJob {
     index: u64,
     img: I420,
+    /// An MJPEG camera's frame to decode into `img` first (to caption it).
+    jpeg_in: Option<Bytes>,
+    caption: Option<Arc<Captioner>>,
     seq: u64,
     captured: Timestamp,
     source_format: PixelFormat,
@@ -424,8 +449,21 @@ struct EncodeJob {
 }
 
 impl EncodeJob {
-    fn run(self) {
+    fn run(mut self) {
         let t0 = Instant::now();
+        if let Some(jpeg) = self.jpeg_in.take()
+            && let Err(e) = convert::jpeg_to_i420(&jpeg, &mut self.img)
+        {
+            log::debug!("frame {} dropped: {e}", self.seq);
+            self.stats.dropped_corrupt.inc();
+            self.sequencer.complete(self.index, None);
+            self.pool.put(self.img);
+            self.beats.encoders.completed();
+            return;
+        }
+        if let Some(c) = &self.caption {
+            c.draw(&mut self.img, self.captured.wall);
+        }
         let result = encode::encode_i420(&self.img, self.quality);
         self.stats.encode_ns.add(t0.elapsed().as_nanos() as u64);
         let frame = match result {
@@ -604,6 +642,8 @@ mod tests {
             beats: Arc::new(CameraBeats::default()),
             lane: encoders.lane(0),
             quality: 80,
+            caption: None,
+            caption_mjpeg: false,
         };
         let pipeline = Pipeline::start(camera, out, "test").unwrap();
         let seqs: Vec<u64> = std::iter::from_fn(|| rx.recv_blocking())

@@ -30,6 +30,10 @@ pub struct AppState {
     pub shutdown: Shutdown,
     /// The recorder, unless recording is disabled.
     pub recorder: Option<RecorderHandle>,
+    /// The GPS as gpsd reports it.
+    pub gps: Arc<crate::gps::Gps>,
+    /// Whether the wall clock is synchronised, and from where.
+    pub clock: Arc<crate::timesync::TimeSync>,
     /// The password, sessions and origin checks.
     pub auth: Arc<Auth>,
     /// Every stage's progress (`/healthz`, the watchdog).

@@ -145,6 +145,46 @@ def wifi_panel(d, width, ssid, passphrase):
     check(f"{width} px: the page with the Wi-Fi panel fits", w <= v, f"{w} px in a {v} px view")
 
 
+def fake_gpsd():
+    """A stand-in for gpsd's JSON socket: its greeting, then a TPV report
+    of a 3D fix at 54 km/h every half second, to whoever asks to WATCH.
+    Returns its port."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def serve(conn):
+        try:
+            conn.sendall(b'{"class":"VERSION","release":"3.22","proto_major":3,"proto_minor":14}\n')
+            conn.recv(1024)
+            while True:
+                now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+                conn.sendall(('{"class":"TPV","mode":3,"time":"%s","lat":52.5,"lon":13.4,'
+                              '"altMSL":34.5,"speed":15.0,"track":90.0}\n' % now).encode())
+                time.sleep(0.5)
+        except OSError:
+            pass
+
+    def accept():
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def gps_panel(d, width):
+    """The status panel shows the fix, and the clock's state."""
+    waited(d, f"{width} px: the GPS panel shows the 3D fix, its speed and position", lambda d: d.execute_script(
+        "return document.getElementById('g-fix').textContent.startsWith('3D')"
+        " && document.getElementById('g-speed').textContent === '54 km/h'"
+        " && document.getElementById('g-pos').textContent === 'N52.50000 E13.40000';"), timeout=30)
+    clock = d.find_element(By.ID, "g-clock").text
+    check(f"{width} px: the panel says whether the clock is synchronised",
+          "synchronised (" in clock, clock)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="blackbox-page-")
     pw_file = os.path.join(tmp, "password")
@@ -165,7 +205,8 @@ def main():
                 '[[cameras]]\nid = "rear"\nsource = "testsrc"\nsize = "320x240"\nfps = 10\n'
                 '[record]\nsegment_seconds = 2\nmin_free = "1MiB"\n'
                 f'[wifi]\nmode = "auto"\nap_file = "{wifi_ap}"\n'
-                f'networks_file = "{os.path.join(tmp, "wifi-networks")}"\nstatus_file = "{status}"\n')
+                f'networks_file = "{os.path.join(tmp, "wifi-networks")}"\nstatus_file = "{status}"\n'
+                f'[gps]\nserver = "127.0.0.1:{fake_gpsd()}"\n')
     server = subprocess.Popen(
         [BIN, "run", "--listen", "127.0.0.1:0", "--config", cfg, "--data",
          os.path.join(tmp, "data"), "--password-file", pw_file,
@@ -222,6 +263,7 @@ def main():
                           "two captures a second apart differ" if first != second
                           else "the image did not change")
                 both_cameras(d, width)
+                gps_panel(d, width)
                 w, v = sideways(d)
                 check(f"{width} px: the live view fits", w <= v, f"{w} px in a {v} px view")
                 banner = d.find_element(By.ID, "first-boot")
@@ -331,6 +373,9 @@ def replay_together(d, width):
     worst = max(abs(a - b) for a, b in samples)
     check(f"{width} px: replayed together within one frame interval", worst <= 0.101,
           f"at most {worst * 1000:.0f} ms apart (the rear's interval: 100 ms)")
+    waited(d, f"{width} px: the replay shows the recorded speed and position", lambda d: d.execute_script(
+        "return document.getElementById('play-gps').textContent === '54 km/h · N52.50000 E13.40000';"),
+        timeout=30)
 
 
 def jpeg_size(jpeg):

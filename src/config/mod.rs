@@ -168,6 +168,47 @@ pub struct CameraConfig {
     pub record: bool,
     /// Turned in the conversion (a rear camera mounted upside down).
     pub rotation: Rotation,
+    /// What the caption burned into its frames shows.
+    pub caption: Caption,
+    /// Caption an MJPEG camera's frames too (a decode and re-encode each).
+    pub caption_mjpeg: bool,
+}
+
+/// The caption burned into a camera's frames before they are encoded:
+/// `camera.caption` (or `record.caption` for every camera) is a list of
+/// `time`, `speed` and `position`; an empty list draws none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Caption {
+    pub time: bool,
+    pub speed: bool,
+    pub position: bool,
+}
+
+impl Caption {
+    pub fn any(self) -> bool {
+        self.time || self.speed || self.position
+    }
+}
+
+impl FromStr for Caption {
+    type Err = String;
+    fn from_str(v: &str) -> Result<Self, String> {
+        let mut c = Caption::default();
+        for item in v.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+            match item {
+                "time" => c.time = true,
+                "speed" => c.speed = true,
+                "position" => c.position = true,
+                "none" => {}
+                other => {
+                    return Err(format!(
+                        "{other:?} is not a caption item: use a list of time, speed and position"
+                    ));
+                }
+            }
+        }
+        Ok(c)
+    }
 }
 
 /// How a camera's picture is turned before it is encoded.
@@ -325,6 +366,14 @@ pub struct WifiConfig {
     pub status_file: PathBuf,
 }
 
+/// The GPS (`[gps]`): read from gpsd, never from the serial port.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpsConfig {
+    pub enabled: bool,
+    /// gpsd's JSON socket.
+    pub server: SocketAddr,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -340,6 +389,7 @@ pub struct Config {
     pub record: RecordConfig,
     pub event: EventConfig,
     pub wifi: WifiConfig,
+    pub gps: GpsConfig,
 }
 
 impl Default for Config {
@@ -360,6 +410,12 @@ impl Default for Config {
                 quality: None,
                 record: true,
                 rotation: Rotation::None,
+                caption: Caption {
+                    time: true,
+                    speed: true,
+                    position: false,
+                },
+                caption_mjpeg: false,
             },
             camera_list: Vec::new(),
             encode: EncodeConfig {
@@ -404,6 +460,10 @@ impl Default for Config {
                 fallback_seconds: 60,
                 rescan_seconds: 300,
                 status_file: "/run/blackbox-wifi/status.json".into(),
+            },
+            gps: GpsConfig {
+                enabled: true,
+                server: SocketAddr::from(([127, 0, 0, 1], 2947)),
             },
         }
     }
@@ -767,6 +827,46 @@ const FIELDS: &[Field] = &[
         flag: None,
         apply: |c, v| {
             c.event.max_usage = Some(v.parse()?);
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.caption",
+        flag: None,
+        apply: |c, v| {
+            c.camera.caption = v.parse()?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "record.caption",
+        flag: None,
+        apply: |c, v| {
+            c.camera.caption = v.parse()?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "camera.caption_mjpeg",
+        flag: None,
+        apply: |c, v| {
+            c.camera.caption_mjpeg = boolean(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "gps.enabled",
+        flag: Some("--gps"),
+        apply: |c, v| {
+            c.gps.enabled = boolean(v)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "gps.server",
+        flag: Some("--gps-server"),
+        apply: |c, v| {
+            c.gps.server = address(v)?;
             Ok(())
         },
     },
@@ -1149,7 +1249,7 @@ fn file_values(path: &Path, body: &str) -> Result<FileValues, ConfigError> {
                     .collect();
                 let message = if known.is_empty() {
                     format!(
-                        "unknown section [{}]; expected camera, [[cameras]], encode, http, tap, record, event or wifi",
+                        "unknown section [{}]; expected camera, [[cameras]], encode, http, tap, record, event, wifi or gps",
                         section.get_ref()
                     )
                 } else {

@@ -182,6 +182,7 @@ pub fn exposition(st: &Status) -> String {
         "Seconds since start.",
         st.uptime_seconds,
     );
+    gps(&mut m, &st.gps);
     let Some(r) = &st.recorder else {
         m.one("recording", "gauge", "1 while recording is on.", 0.0);
         return m.0;
@@ -268,4 +269,67 @@ pub fn exposition(st: &Status) -> String {
         ],
     );
     m.0
+}
+
+/// The GPS families: the fix, where, how fast, how old, and the link.
+fn gps(m: &mut Exposition, g: &crate::gps::GpsStatus) {
+    m.one(
+        "gps_up",
+        "gauge",
+        "1 while blackbox is connected to gpsd.",
+        flag(matches!(g.state, "fix" | "no-fix")),
+    );
+    m.one(
+        "gps_fix",
+        "gauge",
+        "The current fix: 0 none, 2 2D, 3 3D.",
+        match g.fix {
+            "3d" => 3.0,
+            "2d" => 2.0,
+            _ => 0.0,
+        },
+    );
+    // Unknown (no current fix) is NaN, so every family is always there.
+    m.family(
+        "gps_position_degrees",
+        "gauge",
+        "The current fix's position, WGS84 (NaN without a fix).",
+        &[
+            (&[("axis", "lat")], g.lat.unwrap_or(f64::NAN)),
+            (&[("axis", "lon")], g.lon.unwrap_or(f64::NAN)),
+        ],
+    );
+    m.one(
+        "gps_speed_meters_per_second",
+        "gauge",
+        "Speed over ground of the current fix (NaN without one).",
+        g.speed.unwrap_or(f64::NAN),
+    );
+    m.one(
+        "gps_satellites_used",
+        "gauge",
+        "Satellites used in the fix, from gpsd's last SKY report (NaN: none yet).",
+        g.sats_used.map_or(f64::NAN, f64::from),
+    );
+    m.one(
+        "gps_fix_age_seconds",
+        "gauge",
+        "Seconds since the last fix arrived (-1: none yet).",
+        g.age_seconds.unwrap_or(-1.0),
+    );
+    m.family(
+        "gps_reports_total",
+        "counter",
+        "Lines from gpsd: reports read, and lines that were not valid reports.",
+        &[
+            (&[("result", "read")], g.reports as f64),
+            (&[("result", "malformed")], g.malformed as f64),
+        ],
+    );
+    m.one(
+        "gps_connects_total",
+        "counter",
+        "Connections made to gpsd.",
+        g.connects as f64,
+    );
 }

@@ -28,6 +28,11 @@ pub struct Status {
     /// `null` when recording is disabled.
     pub recorder: Option<RecorderView>,
     pub auth: AuthStatus,
+    /// The fix, and why there is none when there is none.
+    pub gps: crate::gps::GpsStatus,
+    /// Whether the wall clock (which names the recordings) is synchronised,
+    /// and from where.
+    pub clock: crate::timesync::ClockStatus,
 }
 
 #[derive(Debug, Serialize)]
@@ -216,6 +221,8 @@ impl Status {
                 required: state.auth.required(),
                 first_boot: state.auth.first_boot(),
             },
+            gps: state.gps.status(),
+            clock: state.clock.status(),
         }
     }
 }

@@ -29,6 +29,9 @@ pub struct Entry {
     pub frames: u64,
     pub bytes: u64,
     pub protected: bool,
+    /// Whether the wall clock was synchronised when it began (`None`: the
+    /// file does not say).
+    pub clock_synced: Option<bool>,
     /// The monotonic span of the frames, for segments recorded since
     /// start-up (the clock events are matched on; a step of the wall clock
     /// cannot move it).
@@ -174,6 +177,7 @@ mod tests {
             frames: 1500,
             bytes: 1000 + seq,
             protected,
+            clock_synced: None,
             mono: Some((
                 Duration::from_secs(seq * 60),
                 Duration::from_secs(seq * 60 + 59),

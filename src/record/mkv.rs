@@ -10,14 +10,19 @@
 //! 0    EBML header                     DocType "matroska" (constant bytes)
 //!      Segment, size 8 bytes           unknown while writing, exact when finished
 //!        Void, 128 bytes               becomes SeekHead -> Info, Tracks, Cues, Tags
-//!        Info + CRC-32                 1 ms timestamps, DateUTC, Duration (patched)
-//!        Tracks + CRC-32               track 1: video, V_MJPEG, width x height
+//!        Info + CRC-32                 1 ms timestamps, DateUTC, Duration (patched),
+//!                                      Title: whether the clock was synchronised
+//!        Tracks + CRC-32               track 1: video, V_MJPEG, width x height;
+//!                                      track 2: GPS, S_TEXT/UTF8, not shown by default
 //!        Void                          pads the header to exactly 512 bytes
 //! 512    Cluster, size 8 bytes         unknown while writing, exact when finished
 //!          Timestamp, 8 bytes          ms since the segment's first frame
 //!          BlockGroup                  one per frame:
 //!            CRC-32                      of the Block element that follows
 //!            Block                       track 1, ms relative to the cluster, JPEG
+//!          BlockGroup                  one per GPS fix, the same shape:
+//!            CRC-32
+//!            Block                       track 2, ms relative, the fix as JSON
 //!        Cluster ...                   a new one at least every second
 //!        Cues + CRC-32                 written when finished: one point per cluster
 //!        Tags + CRC-32                 NUMBER_OF_FRAMES, so an index needs no scan
@@ -51,6 +56,7 @@ pub const DURATION: u32 = 0x4489;
 pub const DATE_UTC: u32 = 0x4461;
 pub const MUXING_APP: u32 = 0x4D80;
 pub const WRITING_APP: u32 = 0x5741;
+pub const TITLE: u32 = 0x7BA9;
 pub const TRACKS: u32 = 0x1654_AE6B;
 pub const TRACK_ENTRY: u32 = 0xAE;
 pub const TRACK_NUMBER: u32 = 0xD7;
@@ -58,6 +64,8 @@ pub const TRACK_UID: u32 = 0x73C5;
 pub const TRACK_TYPE: u32 = 0x83;
 pub const FLAG_LACING: u32 = 0x9C;
 pub const CODEC_ID: u32 = 0x86;
+pub const TRACK_NAME: u32 = 0x536E;
+pub const FLAG_DEFAULT: u32 = 0x88;
 pub const VIDEO: u32 = 0xE0;
 pub const PIXEL_WIDTH: u32 = 0xB0;
 pub const PIXEL_HEIGHT: u32 = 0xBA;
@@ -105,6 +113,11 @@ pub const GROUP_OVERHEAD: u64 = 20;
 pub const CLUSTER_HEAD: u64 = 22;
 /// The largest JPEG a 4-byte element size can hold.
 pub const MAX_FRAME: usize = (1 << 28) - 64;
+/// The video's track number, and the GPS track's.
+pub const VIDEO_TRACK: u8 = 1;
+pub const GPS_TRACK: u8 = 2;
+/// The largest GPS sample (one fix as JSON is about 250 bytes).
+pub const MAX_SAMPLE: usize = 4096;
 
 /// What is known of a finished file when its header is written.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -139,9 +152,20 @@ fn date_utc_ns(started: SystemTime) -> i64 {
     unix_ns - MKV_EPOCH_UNIX * 1_000_000_000
 }
 
+/// The Title that says the clock was synchronised when a segment began,
+/// and the one that says it was not (older files have neither).
+pub const CLOCK_SYNCED: &str = "clock synchronised";
+pub const CLOCK_UNSYNCED: &str = "clock not synchronised";
+
 /// The first [`HEADER_LEN`] bytes of a file of frames of `size` starting at
 /// `started`: open (sizes unknown, no SeekHead) or, with `finished`, final.
-pub fn header(size: Size, started: SystemTime, finished: Option<&Finished>) -> Vec<u8> {
+/// `clock`: whether the wall clock was synchronised at `started`, if known.
+pub fn header(
+    size: Size,
+    started: SystemTime,
+    finished: Option<&Finished>,
+    clock: Option<bool>,
+) -> Vec<u8> {
     let mut out = ebml_header();
     put_id(&mut out, SEGMENT);
     match finished {
@@ -164,6 +188,13 @@ pub fn header(size: Size, started: SystemTime, finished: Option<&Finished>) -> V
         DURATION,
         finished.map_or(0.0, |f| f.duration_ms as f64),
     );
+    if let Some(synced) = clock {
+        put_str(
+            &mut info,
+            TITLE,
+            if synced { CLOCK_SYNCED } else { CLOCK_UNSYNCED },
+        );
+    }
     let mut info_el = Vec::new();
     put_master_crc(&mut info_el, INFO, &info);
 
@@ -179,6 +210,17 @@ pub fn header(size: Size, started: SystemTime, finished: Option<&Finished>) -> V
     put_master(&mut entry, VIDEO, &video);
     let mut tracks = Vec::new();
     put_master(&mut tracks, TRACK_ENTRY, &entry);
+    // The GPS: one subtitle-like sample per fix, which ffprobe lists and
+    // players can show, but do not unless asked.
+    let mut gps = Vec::new();
+    put_uint(&mut gps, TRACK_NUMBER, u64::from(GPS_TRACK));
+    put_uint(&mut gps, TRACK_UID, u64::from(GPS_TRACK));
+    put_uint(&mut gps, TRACK_TYPE, 0x11);
+    put_uint(&mut gps, FLAG_LACING, 0);
+    put_uint(&mut gps, FLAG_DEFAULT, 0);
+    put_str(&mut gps, TRACK_NAME, "GPS");
+    put_str(&mut gps, CODEC_ID, "S_TEXT/UTF8");
+    put_master(&mut tracks, TRACK_ENTRY, &gps);
     let mut tracks_el = Vec::new();
     put_master_crc(&mut tracks_el, TRACKS, &tracks);
 
@@ -222,20 +264,21 @@ fn cluster_head(ts_ms: u64) -> Vec<u8> {
     out
 }
 
-/// Everything of a frame's BlockGroup but the JPEG itself, which follows:
-/// the group, its CRC-32 over the Block element, the Block's header.
-pub fn group_head(relative_ms: i16, jpeg: &[u8]) -> [u8; GROUP_OVERHEAD as usize] {
-    let block_size = 4 + jpeg.len() as u64;
+/// Everything of a block's BlockGroup but its payload (a JPEG, or a GPS
+/// sample), which follows: the group, its CRC-32 over the Block element,
+/// the Block's header.
+pub fn group_head(track: u8, relative_ms: i16, payload: &[u8]) -> [u8; GROUP_OVERHEAD as usize] {
+    let block_size = 4 + payload.len() as u64;
     let group_size = 6 + 5 + block_size;
     let mut block_head = [0u8; 9];
     block_head[0] = 0xA1;
     block_head[1..5].copy_from_slice(&size_bytes(block_size, 4));
-    block_head[5] = 0x81; // track 1
+    block_head[5] = 0x80 | track; // the track number, as a 1-byte EBML number
     block_head[6..8].copy_from_slice(&relative_ms.to_be_bytes());
     block_head[8] = 0x00; // no lacing; a BlockGroup without references is a keyframe
     let mut crc = crc32fast::Hasher::new();
     crc.update(&block_head);
-    crc.update(jpeg);
+    crc.update(payload);
     let crc = crc.finalize().to_le_bytes();
     let mut out = [0u8; GROUP_OVERHEAD as usize];
     out[0] = 0xA0;
@@ -250,6 +293,15 @@ pub fn group_head(relative_ms: i16, jpeg: &[u8]) -> [u8; GROUP_OVERHEAD as usize
 pub struct ClusterRef {
     pub offset: u64,
     pub ts_ms: u64,
+}
+
+/// What a file's header says: the frames' size, the start, and whether
+/// the clock was synchronised then (if known).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FileHead {
+    pub size: Size,
+    pub started: SystemTime,
+    pub clock: Option<bool>,
 }
 
 /// What a finished file holds.
@@ -275,17 +327,29 @@ pub struct MkvWriter {
     clusters: Vec<ClusterRef>,
     frames: u64,
     last_ts: u64,
+    clock: Option<bool>,
 }
 
 impl MkvWriter {
     /// Creates `path` (which must not exist) and writes the header.
     pub fn create(path: &Path, size: Size, started: SystemTime) -> io::Result<Self> {
+        Self::create_noting(path, size, started, None)
+    }
+
+    /// Like [`MkvWriter::create`], noting whether the clock was
+    /// synchronised at `started`.
+    pub fn create_noting(
+        path: &Path,
+        size: Size,
+        started: SystemTime,
+        clock: Option<bool>,
+    ) -> io::Result<Self> {
         let file = OpenOptions::new()
             .write(true)
             .read(true)
             .create_new(true)
             .open(path)?;
-        file.write_all_at(&header(size, started, None), 0)?;
+        file.write_all_at(&header(size, started, None, clock), 0)?;
         let mut w = Self {
             file,
             size,
@@ -296,6 +360,7 @@ impl MkvWriter {
             clusters: Vec::new(),
             frames: 0,
             last_ts: 0,
+            clock,
         };
         w.preallocate(0);
         Ok(w)
@@ -342,6 +407,29 @@ impl MkvWriter {
                 "not a whole JPEG (no SOI or EOI)",
             ));
         }
+        let cluster = self.write_block(VIDEO_TRACK, ts_ms, jpeg)?;
+        self.frames += 1;
+        Ok(cluster)
+    }
+
+    /// Appends one GPS sample (a fix as a JSON object) at `ts_ms`, which
+    /// must not be after the next frame's. Like a frame, it is complete
+    /// only if whole: it starts with `{` and ends with `}`.
+    pub fn write_sample(&mut self, ts_ms: u64, json: &[u8]) -> io::Result<()> {
+        if json.len() < 2
+            || json.len() > MAX_SAMPLE
+            || json[0] != b'{'
+            || json[json.len() - 1] != b'}'
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a GPS sample is one JSON object of at most 4 KiB",
+            ));
+        }
+        self.write_block(GPS_TRACK, ts_ms, json).map(|_| ())
+    }
+
+    fn write_block(&mut self, track: u8, ts_ms: u64, payload: &[u8]) -> io::Result<bool> {
         let ts_ms = ts_ms.max(self.last_ts);
         let cluster = match self.clusters.last() {
             Some(c) if ts_ms - c.ts_ms < CLUSTER_MS => None,
@@ -352,24 +440,23 @@ impl MkvWriter {
             _ => ts_ms,
         };
         // Under CLUSTER_MS, so it fits an i16.
-        let group = group_head((ts_ms - cluster_ts) as i16, jpeg);
+        let group = group_head(track, (ts_ms - cluster_ts) as i16, payload);
         let head_len = cluster.as_ref().map_or(0, Vec::len) as u64;
-        self.preallocate(head_len + GROUP_OVERHEAD + jpeg.len() as u64);
+        self.preallocate(head_len + GROUP_OVERHEAD + payload.len() as u64);
         let mut at = self.end;
         if let Some(c) = &cluster {
             self.file.write_all_at(c, at)?;
             at += c.len() as u64;
         }
         self.file.write_all_at(&group, at)?;
-        self.file.write_all_at(jpeg, at + GROUP_OVERHEAD)?;
+        self.file.write_all_at(payload, at + GROUP_OVERHEAD)?;
         if cluster.is_some() {
             self.clusters.push(ClusterRef {
                 offset: self.end,
                 ts_ms,
             });
         }
-        self.end = at + GROUP_OVERHEAD + jpeg.len() as u64;
-        self.frames += 1;
+        self.end = at + GROUP_OVERHEAD + payload.len() as u64;
         self.last_ts = ts_ms;
         Ok(cluster.is_some())
     }
@@ -404,8 +491,11 @@ impl MkvWriter {
     pub fn finish(self, frame_interval_ms: u64) -> io::Result<Summary> {
         finish_file(
             &self.file,
-            self.size,
-            self.started,
+            FileHead {
+                size: self.size,
+                started: self.started,
+                clock: self.clock,
+            },
             &self.clusters,
             self.end,
             self.frames,
@@ -421,13 +511,17 @@ impl MkvWriter {
 /// frames, so any mix of old and new bytes here is repaired.
 pub fn finish_file(
     file: &File,
-    size: Size,
-    started: SystemTime,
+    head: FileHead,
     clusters: &[ClusterRef],
     data_end: u64,
     frames: u64,
     duration_ms: u64,
 ) -> io::Result<Summary> {
+    let FileHead {
+        size,
+        started,
+        clock,
+    } = head;
     let mut points = Vec::new();
     for c in clusters {
         let mut pos = Vec::new();
@@ -456,7 +550,7 @@ pub fn finish_file(
         end,
         duration_ms,
     };
-    file.write_all_at(&header(size, started, Some(&fin)), 0)?;
+    file.write_all_at(&header(size, started, Some(&fin), clock), 0)?;
     file.set_len(end)?;
     nix::unistd::fsync(file).map_err(io::Error::from)?;
     Ok(Summary {
@@ -497,14 +591,17 @@ mod tests {
             Size::new(1920, 1080),
             Size::new(65534, 2),
         ] {
-            assert_eq!(header(size, t, None).len() as u64, HEADER_LEN);
+            assert_eq!(header(size, t, None, Some(false)).len() as u64, HEADER_LEN);
             let fin = Finished {
                 cues_at: 1 << 40,
                 tags_at: (1 << 40) + 100,
                 end: (1 << 40) + 200,
                 duration_ms: 3_600_000,
             };
-            assert_eq!(header(size, t, Some(&fin)).len() as u64, HEADER_LEN);
+            assert_eq!(
+                header(size, t, Some(&fin), Some(false)).len() as u64,
+                HEADER_LEN
+            );
         }
         assert_eq!(ebml_header().len() as u64 + 12, SEGMENT_DATA);
     }
@@ -512,7 +609,7 @@ mod tests {
     #[test]
     fn a_group_checksums_its_block() {
         let jpeg = [0xFF, 0xD8, 1, 2, 3, 0xFF, 0xD9];
-        let g = group_head(33, &jpeg);
+        let g = group_head(VIDEO_TRACK, 33, &jpeg);
         let h = ebml::read_header(&g).unwrap();
         assert_eq!((h.id, h.len), (BLOCK_GROUP, 5));
         assert_eq!(h.size, Some(6 + 5 + 4 + jpeg.len() as u64));

@@ -54,6 +54,7 @@ use crate::clock::{Timestamp, monotonic_now, unix_seconds, wall_now};
 use crate::config::{Budget, EventConfig, RecordConfig};
 use crate::failures::FailureRun;
 use crate::frame::{Frame, Size};
+use crate::gps::Gps;
 use crate::record::index::{Entry, Window};
 use crate::record::mkv::{MAX_GAP_MS, MkvWriter};
 use crate::record::names::{CameraTag, SegmentName};
@@ -61,6 +62,7 @@ use crate::record::store::{self, DeleteError, Disk, Limits, Outcome, Store};
 use crate::stats::Counter;
 use crate::supervise::Health;
 use crate::sync::lock;
+use crate::timesync::TimeSync;
 
 /// The recorder's settings: the `[record]` and `[event]` sections, and the
 /// events' quota resolved against the recording budget.
@@ -97,6 +99,9 @@ const EVENT_HISTORY: usize = 20;
 const MAX_PENDING_EVENTS: usize = 32;
 /// How soon a failed segment creation is tried again.
 const RETRY_OPEN: Duration = Duration::from_secs(1);
+/// A GPS fix that arrived this long before a segment's first frame still
+/// goes into it (at its start): the one that says where it began.
+const GPS_REACH: Duration = Duration::from_secs(2);
 
 /// A protected window, as the status shows it: overlapping events merge.
 #[derive(Clone, Debug, Serialize, PartialEq)]
@@ -156,6 +161,8 @@ pub struct RecorderStatus {
     /// The longest time the thread spent on one command or event.
     pub max_command_ms: f64,
     pub write_errors: u64,
+    /// GPS fixes written into segments (all cameras).
+    pub gps_samples: u64,
     /// Failed fdatasyncs and directory fsyncs.
     pub sync_errors: u64,
     pub disk: Disk,
@@ -184,6 +191,14 @@ pub struct TrackStatus {
     pub frames_lost: u64,
     /// Frames its queue dropped because the disk fell behind.
     pub dropped: u64,
+}
+
+/// What the recorder writes beside the frames: the GPS fixes (each
+/// segment's GPS track) and whether the clock was synchronised when each
+/// segment began.
+pub struct Annotations {
+    pub gps: Arc<Gps>,
+    pub clock: Arc<TimeSync>,
 }
 
 /// A camera as the recorder sees it: its id (in file names), its bus, and
@@ -298,6 +313,7 @@ impl Recorder {
     pub fn start(
         cfg: RecorderConfig,
         cameras: Vec<RecordedCamera>,
+        notes: Annotations,
         health: Arc<Health>,
     ) -> io::Result<Self> {
         let (store, recovered) = Store::open(&cfg.record.dir)?;
@@ -342,7 +358,7 @@ impl Recorder {
             std::thread::Builder::new()
                 .name("recorder".into())
                 .spawn(move || {
-                    let mut w = Worker::new(cfg, store, shared, cameras, buses, health);
+                    let mut w = Worker::new(cfg, store, shared, cameras, buses, notes, health);
                     smol::block_on(w.run(rx));
                 })?
         };
@@ -379,6 +395,8 @@ struct Open {
     last_mono: Duration,
     /// The monotonic time at which the segment's time is up (its moment's).
     closes_at: Duration,
+    /// The wall clock was synchronised when it began (noted in the file).
+    clock_synced: bool,
     /// Why the file cannot be trusted (a failed sync): it ends at once and
     /// recovery reads it back from the card.
     untrusted: Option<String>,
@@ -413,6 +431,8 @@ struct Track {
     retry_open_at: Option<Instant>,
     frames_written: u64,
     frames_lost: u64,
+    /// The last GPS sample considered for its segments.
+    gps_seq: u64,
 }
 
 /// Counters the status shows.
@@ -425,6 +445,7 @@ struct Counts {
     segments_deleted: u64,
     write_errors: u64,
     sync_errors: u64,
+    gps_samples: u64,
     max_sync_ms: f64,
     max_command_ms: f64,
     /// Frames lost in the current run of failures.
@@ -434,6 +455,10 @@ struct Counts {
 
 struct Worker {
     cfg: RecorderConfig,
+    /// Fixes to copy into every segment's GPS track.
+    gps: Arc<Gps>,
+    /// Whether the clock is synchronised, noted in each segment.
+    clock: Arc<TimeSync>,
     health: Arc<Health>,
     tracks: Vec<Track>,
     /// Every camera's bus, recorded or not: all closed is shutdown.
@@ -468,6 +493,7 @@ impl Worker {
         shared: Arc<Shared>,
         cameras: Vec<(RecordedCamera, Arc<Counter>)>,
         buses: Vec<Arc<Bus>>,
+        notes: Annotations,
         health: Arc<Health>,
     ) -> Self {
         let recording = cfg.record.autostart;
@@ -483,9 +509,12 @@ impl Worker {
                 retry_open_at: None,
                 frames_written: 0,
                 frames_lost: 0,
+                gps_seq: 0,
             })
             .collect();
         Self {
+            gps: notes.gps,
+            clock: notes.clock,
             health,
             recording,
             recording_since: recording.then(wall_now),
@@ -866,6 +895,7 @@ impl Worker {
     }
 
     fn write(&mut self, t: usize, frame: &Frame) -> io::Result<()> {
+        self.write_samples(t, frame.captured.mono);
         let Some(open) = self.tracks[t].open.as_mut() else {
             return Err(io::Error::other("no segment is open"));
         };
@@ -875,6 +905,36 @@ impl Worker {
             .saturating_sub(open.first_mono)
             .as_millis() as u64;
         open.writer.write_frame(ts, &frame.jpeg).map(|_| ())
+    }
+
+    /// Puts the GPS fixes that arrived up to `mono` (the frame about to be
+    /// written) into track `t`'s segment, each at the time it arrived, so
+    /// they sit in order before that frame. A fix from before the segment
+    /// began (by more than [`GPS_REACH`]) belongs to no segment of it.
+    /// A sample that cannot be written is skipped: the frame after it
+    /// meets the same error and deals with it.
+    fn write_samples(&mut self, t: usize, mono: Duration) {
+        let track = &mut self.tracks[t];
+        if self.gps.newest() <= track.gps_seq {
+            return;
+        }
+        let Some(open) = track.open.as_mut() else {
+            return;
+        };
+        for s in self.gps.samples_after(track.gps_seq, mono) {
+            track.gps_seq = s.seq;
+            if s.mono + GPS_REACH < open.first_mono {
+                continue;
+            }
+            let ts = s.mono.saturating_sub(open.first_mono).as_millis() as u64;
+            let Ok(json) = serde_json::to_vec(&s.fix) else {
+                continue;
+            };
+            match open.writer.write_sample(ts, &json) {
+                Ok(()) => self.counts.gps_samples += 1,
+                Err(e) => log::debug!("a GPS sample was not written: {e}"),
+            }
+        }
     }
 
     fn lost(&mut self, t: usize, n: u64) {
@@ -947,7 +1007,9 @@ impl Worker {
             camera: self.tracks[t].tag,
         };
         let part = self.store.part_path(&name);
-        let writer = MkvWriter::create(&part, frame.size, frame.captured.wall)?;
+        let clock_synced = self.clock.synchronized();
+        let writer =
+            MkvWriter::create_noting(&part, frame.size, frame.captured.wall, Some(clock_synced))?;
         let dir_synced = self.sync_dir("creating a segment");
         log::debug!("recording to {}", part.display());
         self.tracks[t].open = Some(Open {
@@ -958,6 +1020,7 @@ impl Worker {
             first_mono: frame.captured.mono,
             last_mono: frame.captured.mono,
             closes_at,
+            clock_synced,
             untrusted: None,
             dir_synced,
         });
@@ -1094,6 +1157,7 @@ impl Worker {
                     frames: summary.frames,
                     bytes: summary.bytes,
                     protected: false,
+                    clock_synced: Some(open.clock_synced),
                     mono: span,
                 });
                 self.protect_if_covered(&open.name, span);
@@ -1189,6 +1253,7 @@ impl Worker {
             max_sync_ms: c.max_sync_ms,
             max_command_ms: c.max_command_ms,
             write_errors: c.write_errors,
+            gps_samples: c.gps_samples,
             sync_errors: c.sync_errors,
             disk,
             recordings_bytes: recordings + open_bytes,

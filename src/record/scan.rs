@@ -76,9 +76,15 @@ pub struct Scan {
     /// From the header's Info, when its checksum holds.
     pub started: Option<SystemTime>,
     pub duration_ms: Option<f64>,
+    /// Whether the clock was synchronised when it began (`None`: the file
+    /// does not say).
+    pub clock_synced: Option<bool>,
     pub clusters: Vec<ClusterRef>,
     /// Every frame before the first one that failed a check.
     pub frames: Vec<FrameRef>,
+    /// Every GPS sample before that point (its payload is the fix as
+    /// JSON; [`read_frame`] reads it like a frame).
+    pub samples: Vec<FrameRef>,
     /// The end of the last good frame (or of the header).
     pub data_end: u64,
     /// Cues and statistics follow the frames, match them, and end the file,
@@ -174,6 +180,7 @@ pub fn scan_file(file: &File, depth: Depth) -> io::Result<Scan> {
     s.size = head.size;
     s.started = head.started;
     s.duration_ms = head.duration_ms;
+    s.clock_synced = head.clock_synced;
     if r.len < HEADER_LEN {
         s.problem = Some("the file is shorter than its header".into());
         return Ok(s);
@@ -188,6 +195,7 @@ struct Head {
     size: Option<Size>,
     started: Option<SystemTime>,
     duration_ms: Option<f64>,
+    clock_synced: Option<bool>,
     /// The Segment's size, when it is known (a finished file).
     segment_size: Option<u64>,
     /// Where the SeekHead says Cues and Tags are, when there is one.
@@ -323,6 +331,8 @@ fn read_info(body: &[u8], h: &mut Head) {
                     .ok()
                     .map(|n| UNIX_EPOCH + Duration::from_nanos(n));
             }
+            mkv::TITLE if v == mkv::CLOCK_SYNCED.as_bytes() => h.clock_synced = Some(true),
+            mkv::TITLE if v == mkv::CLOCK_UNSYNCED.as_bytes() => h.clock_synced = Some(false),
             DURATION if v.len() == 8 => {
                 let d = f64::from_be_bytes(v.try_into().unwrap_or([0; 8]));
                 h.duration_ms = d.is_finite().then_some(d);
@@ -345,7 +355,7 @@ fn read_tracks(body: &[u8], h: &mut Head) {
         }
         for (id, v) in children(entry.1).flatten() {
             match id {
-                CODEC_ID => codec_ok = v == b"V_MJPEG",
+                CODEC_ID if v == b"V_MJPEG" => codec_ok = true,
                 VIDEO => {
                     for (vid, vv) in children(v).flatten() {
                         match vid {
@@ -431,7 +441,19 @@ fn walk(r: &mut Reader<'_>, s: &mut Scan, depth: Depth, head: &Head) -> io::Resu
                     };
                     match bh.id {
                         BLOCK_GROUP => match frame_at(r, at, &bh, cluster_ts, depth, &mut buf)? {
-                            Ok(f) => {
+                            Ok((mkv::GPS_TRACK, f)) => {
+                                if first {
+                                    s.clusters.push(ClusterRef {
+                                        offset: pos,
+                                        ts_ms: cluster_ts,
+                                    });
+                                    first = false;
+                                }
+                                at = f.end();
+                                s.data_end = at;
+                                s.samples.push(f);
+                            }
+                            Ok((_, f)) => {
                                 if first {
                                     s.clusters.push(ClusterRef {
                                         offset: pos,
@@ -474,7 +496,8 @@ fn walk(r: &mut Reader<'_>, s: &mut Scan, depth: Depth, head: &Head) -> io::Resu
     Ok(())
 }
 
-/// Checks the frame whose BlockGroup header `g` is at `at`.
+/// Checks the block (a frame, or a GPS sample) whose BlockGroup header `g`
+/// is at `at`; gives its track and where it is.
 fn frame_at(
     r: &mut Reader<'_>,
     at: u64,
@@ -482,7 +505,7 @@ fn frame_at(
     cluster_ts: u64,
     depth: Depth,
     buf: &mut Vec<u8>,
-) -> io::Result<Result<FrameRef, Stop>> {
+) -> io::Result<Result<(u8, FrameRef), Stop>> {
     let Some(size) = g.size else {
         return Ok(Err(Stop::Bad("a frame of unknown size".into())));
     };
@@ -496,9 +519,10 @@ fn frame_at(
         return Ok(Err(Stop::Cut));
     };
     let block = read_header(&head[11..]);
+    let track = head[16] & 0x7F;
     let well_formed = head[5..7] == [0xBF, 0x84]
         && block.is_some_and(|b| b.id == BLOCK && b.len == 5 && b.size == Some(size - 11))
-        && head[16] == 0x81
+        && (head[16] == 0x80 | mkv::VIDEO_TRACK || head[16] == 0x80 | mkv::GPS_TRACK)
         && head[19] == 0x00;
     let relative = i16::from_be_bytes([head[17], head[18]]);
     if !well_formed || !(0..=CLUSTER_MS as i16 * 2).contains(&relative) {
@@ -507,10 +531,18 @@ fn frame_at(
     let crc = u32::from_le_bytes([head[7], head[8], head[9], head[10]]);
     let jpeg_at = at + GROUP_OVERHEAD;
     let len = end - jpeg_at;
-    let soi = r.get(jpeg_at, 2)?.is_some_and(|b| b == [0xFF, 0xD8]);
-    let eoi = r.get(end - 2, 2)?.is_some_and(|b| b == [0xFF, 0xD9]);
-    if !soi || !eoi {
-        return Ok(Err(Stop::Bad("the JPEG is incomplete".into())));
+    if track == mkv::GPS_TRACK {
+        let first = r.get(jpeg_at, 1)?.is_some_and(|b| b == b"{");
+        let last = r.get(end - 1, 1)?.is_some_and(|b| b == b"}");
+        if len as usize > mkv::MAX_SAMPLE || !first || !last {
+            return Ok(Err(Stop::Bad("a GPS sample is incomplete".into())));
+        }
+    } else {
+        let soi = r.get(jpeg_at, 2)?.is_some_and(|b| b == [0xFF, 0xD8]);
+        let eoi = r.get(end - 2, 2)?.is_some_and(|b| b == [0xFF, 0xD9]);
+        if !soi || !eoi {
+            return Ok(Err(Stop::Bad("the JPEG is incomplete".into())));
+        }
     }
     if depth == Depth::Checksums {
         buf.resize((end - (at + 11)) as usize, 0);
@@ -523,13 +555,16 @@ fn frame_at(
             return Ok(Err(Stop::Bad("it fails its checksum".into())));
         }
     }
-    Ok(Ok(FrameRef {
-        ts_ms: cluster_ts + relative as u64,
-        block_at: at + 11,
-        jpeg_at,
-        len,
-        crc,
-    }))
+    Ok(Ok((
+        track,
+        FrameRef {
+            ts_ms: cluster_ts + relative as u64,
+            block_at: at + 11,
+            jpeg_at,
+            len,
+            crc,
+        },
+    )))
 }
 
 /// Checks what follows the last frame of a finished file: Cues that point
@@ -654,6 +689,7 @@ pub struct Brief {
     pub duration_ms: u64,
     pub size: Size,
     pub started: SystemTime,
+    pub clock_synced: Option<bool>,
 }
 
 /// Reads a finished file's [`Brief`].
@@ -683,6 +719,7 @@ pub fn brief(path: &Path) -> io::Result<Option<Brief>> {
         duration_ms: duration.max(0.0) as u64,
         size,
         started,
+        clock_synced: head.clock_synced,
     }))
 }
 
@@ -764,12 +801,25 @@ pub fn repair(path: &Path, fallback_start: SystemTime) -> Result<Repaired, Repai
     };
     let started = s.started.unwrap_or(fallback_start);
     let last = s.frames.last().map_or(0, |f| f.ts_ms);
+    // The file ends with its last frame: GPS samples after it (written for
+    // a frame the cut lost) go with that frame, so the track never runs on
+    // past the video.
+    let data_end = s.frames.last().map_or(s.data_end, FrameRef::end);
+    let clusters: Vec<ClusterRef> = s
+        .clusters
+        .iter()
+        .copied()
+        .filter(|c| c.offset < data_end)
+        .collect();
     let summary = mkv::finish_file(
         &file,
-        size,
-        started,
-        &s.clusters,
-        s.data_end,
+        mkv::FileHead {
+            size,
+            started,
+            clock: s.clock_synced,
+        },
+        &clusters,
+        data_end,
         s.frames.len() as u64,
         last + s.interval_ms(),
     )?;
@@ -884,6 +934,60 @@ mod tests {
                 ));
             }
         }
+    }
+
+    #[test]
+    fn gps_samples_ride_with_the_frames_and_a_cut_keeps_them_whole() {
+        let path = tmp("gps");
+        let mut w = MkvWriter::create(&path, Size::new(320, 240), t0()).unwrap();
+        let sample = |i: u32| format!("{{\"mode\":3,\"lat\":52.{i:06},\"lon\":13.5}}");
+        // A sample before every tenth frame, at the time it arrived.
+        let mut frame_ends = Vec::new();
+        let mut sample_ends = Vec::new();
+        for i in 0..50u32 {
+            if i % 10 == 5 {
+                w.write_sample(u64::from(i) * 40 - 7, sample(i).as_bytes())
+                    .unwrap();
+                sample_ends.push(w.bytes());
+            }
+            w.write_frame(u64::from(i) * 40, &fake_jpeg(i, 300))
+                .unwrap();
+            frame_ends.push(w.bytes());
+        }
+        assert!(w.write_sample(0, b"{\"unterminated\"").is_err());
+        let full = std::fs::read(&path).unwrap();
+        let s = scan(&path, Depth::Checksums).unwrap();
+        assert_eq!((s.frames.len(), s.samples.len()), (50, 5));
+        let file = File::open(&path).unwrap();
+        for (n, f) in s.samples.iter().enumerate() {
+            let i = n as u32 * 10 + 5;
+            assert_eq!(f.ts_ms, u64::from(i) * 40 - 7);
+            assert_eq!(read_frame(&file, f, true).unwrap(), sample(i).as_bytes());
+        }
+        // Cut just after the third sample: it belongs to a frame that was
+        // lost, so the repaired file ends with frame 25 and two samples.
+        let cut = sample_ends[2];
+        let p = path.with_file_name("gps-cut.mkv");
+        std::fs::write(&p, &full[..cut as usize]).unwrap();
+        let r = repair(&p, t0()).unwrap();
+        assert_eq!(r.summary.frames, 25);
+        let again = scan(&p, Depth::Checksums).unwrap();
+        assert!(again.intact(), "{:?}", again.problem);
+        assert_eq!((again.frames.len(), again.samples.len()), (25, 2));
+        // A sample torn in half ends the walk there, like a torn frame.
+        let p = path.with_file_name("gps-torn.mkv");
+        let mut torn = full[..cut as usize].to_vec();
+        let last = torn.len() - 1;
+        torn[last] = b'x';
+        std::fs::write(&p, &torn).unwrap();
+        let s = scan(&p, Depth::Structure).unwrap();
+        assert_eq!((s.frames.len(), s.samples.len()), (25, 2));
+        assert!(s.problem.unwrap().contains("GPS sample"));
+        w.finish(40).unwrap();
+        let s = scan(&path, Depth::Checksums).unwrap();
+        assert!(s.intact(), "{:?}", s.problem);
+        assert_eq!((s.frames.len(), s.samples.len()), (50, 5));
+        assert_eq!(brief(&path).unwrap().unwrap().frames, 50);
     }
 
     #[test]

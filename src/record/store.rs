@@ -536,16 +536,17 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 /// counted, and deletable) with what its name and size say.
 fn describe(path: &Path, name: String, n: SegmentName, protected: bool) -> Entry {
     let bytes = fs::metadata(path).map_or(0, |m| m.len());
-    let (frames, duration_ms) = match scan::brief(path) {
-        Ok(Some(b)) => (b.frames, b.duration_ms),
+    let (frames, duration_ms, clock_synced) = match scan::brief(path) {
+        Ok(Some(b)) => (b.frames, b.duration_ms, b.clock_synced),
         _ => match scan::scan(path, Depth::Structure) {
             Ok(s) => (
                 s.frames.len() as u64,
                 s.frames.last().map_or(0, |f| f.ts_ms + s.interval_ms()),
+                s.clock_synced,
             ),
             Err(e) => {
                 log::warn!("cannot read {}: {e}", path.display());
-                (0, 0)
+                (0, 0, None)
             }
         },
     };
@@ -558,6 +559,7 @@ fn describe(path: &Path, name: String, n: SegmentName, protected: bool) -> Entry
         frames,
         bytes,
         protected,
+        clock_synced,
         mono: None,
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::clock::{Utc, unix_seconds, wall_now};
 use crate::http::respond::{Body, json, no_store};
 use crate::record::recorder::RecorderHandle;
+use crate::timesync::TimeSync;
 
 #[derive(Serialize)]
 struct Entry {
@@ -32,6 +33,16 @@ struct Entry {
     protected: bool,
     /// Being written now.
     recording: bool,
+    /// Whether the clock was synchronised when it began (`null`: the file
+    /// does not say).
+    clock_synchronized: Option<bool>,
+    /// For a segment begun before the clock was synchronised, recorded
+    /// since start-up: its true start, once a synchronised time has been
+    /// seen (Unix seconds, and for people).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrected_start: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrected_start_utc: Option<String>,
 }
 
 /// One moment: its cameras' segments, by camera id.
@@ -50,24 +61,33 @@ struct Moment {
     recording: bool,
 }
 
-pub async fn list(rec: &RecorderHandle, first_camera: &str, _path: &str) -> Response<Body> {
+pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) -> Response<Body> {
     let status = rec.status();
     let mut entries: Vec<Entry> = rec
         .store
         .list()
         .into_iter()
         .rev()
-        .map(|e| Entry {
-            camera: e.camera.camera_or(first_camera).to_string(),
-            start: unix_seconds(e.start),
-            start_utc: Utc::from_system(e.start).display_seconds(),
-            duration_seconds: e.duration_ms as f64 / 1000.0,
-            frames: e.frames,
-            bytes: e.bytes,
-            protected: e.protected,
-            recording: false,
-            seq: e.seq,
-            name: e.name,
+        .map(|e| {
+            let corrected = e
+                .mono
+                .filter(|_| e.clock_synced == Some(false))
+                .and_then(|(from, _)| clock.true_time(from));
+            Entry {
+                clock_synchronized: e.clock_synced,
+                corrected_start: corrected.map(unix_seconds),
+                corrected_start_utc: corrected.map(|t| Utc::from_system(t).display_seconds()),
+                camera: e.camera.camera_or(first_camera).to_string(),
+                start: unix_seconds(e.start),
+                start_utc: Utc::from_system(e.start).display_seconds(),
+                duration_seconds: e.duration_ms as f64 / 1000.0,
+                frames: e.frames,
+                bytes: e.bytes,
+                protected: e.protected,
+                recording: false,
+                seq: e.seq,
+                name: e.name,
+            }
         })
         .collect();
     // The segments being written, newest moment first.
@@ -88,6 +108,9 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, _path: &str) -> Resp
                 bytes: t.segment_bytes,
                 protected: false,
                 recording: true,
+                clock_synchronized: None,
+                corrected_start: None,
+                corrected_start_utc: None,
                 seq: n.seq,
                 name: name.clone(),
             },

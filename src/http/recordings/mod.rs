@@ -7,6 +7,7 @@
 mod download;
 mod list;
 mod replay;
+pub mod track;
 
 use hyper::{HeaderMap, Method, Response, StatusCode};
 
@@ -54,9 +55,11 @@ pub async fn handle(
     let post = method == Method::POST;
     let readable = method == Method::GET || method == Method::HEAD;
     let (api, rest) = match path {
-        "/api/recording/start" | "/api/recording/stop" | "/api/events" | "/api/recordings" => {
-            (true, None)
-        }
+        "/api/recording/start"
+        | "/api/recording/stop"
+        | "/api/events"
+        | "/api/recordings"
+        | "/api/trips" => (true, None),
         _ => match (
             path.strip_prefix("/api/recordings/"),
             path.strip_prefix("/recordings/"),
@@ -71,8 +74,12 @@ pub async fn handle(
     };
     let Some(rest) = rest else {
         return Some(match path {
-            "/api/recordings" if readable => list::list(rec, &state.cameras.first().id, path).await,
+            "/api/recordings" if readable => {
+                list::list(rec, &state.cameras.first().id, &state.clock).await
+            }
             "/api/recordings" => not_allowed("GET, HEAD", path),
+            "/api/trips" if readable => track::trips(rec, query, path).await,
+            "/api/trips" => not_allowed("GET, HEAD", path),
             _ if !post => not_allowed("POST", path),
             "/api/events" => event(rec, state, "api"),
             _ => {
@@ -82,6 +89,25 @@ pub async fn handle(
             }
         });
     };
+    // NAME.gpx: the segment's GPS track (NAME with or without .mkv).
+    let gpx_name = (!api)
+        .then(|| rest.strip_suffix(".gpx"))
+        .flatten()
+        .filter(|n| !n.contains('/'))
+        .map(|n| {
+            if n.ends_with(".mkv") {
+                n.to_string()
+            } else {
+                format!("{n}.mkv")
+            }
+        });
+    if let Some(name) = gpx_name {
+        return Some(match names::parse(&name) {
+            None => json_error(StatusCode::BAD_REQUEST, "invalid recording name", path),
+            Some(_) if readable => track::segment_gpx(rec, &name, path).await,
+            Some(_) => not_allowed("GET, HEAD", path),
+        });
+    }
     let Some((name, action)) = split_name(rest) else {
         return Some(json_error(
             StatusCode::BAD_REQUEST,
@@ -97,7 +123,10 @@ pub async fn handle(
         (false, None) if readable => download::download(rec, name, headers, path).await,
         (false, Some("play")) if readable => replay::play(rec, name, query, path).await,
         (false, Some("frame")) if readable => replay::frame(rec, name, query, path).await,
-        (false, None | Some("play") | Some("frame")) => not_allowed("GET, HEAD", path),
+        (false, Some("track")) if readable => track::segment_track(rec, name, path).await,
+        (false, None | Some("play") | Some("frame") | Some("track")) => {
+            not_allowed("GET, HEAD", path)
+        }
         _ => json_error(StatusCode::NOT_FOUND, "not found", path),
     })
 }
