@@ -33,7 +33,6 @@ fn group_name(size: Size) -> String {
     format!("caption_{size}")
 }
 
-
 fn bench(c: &mut Criterion) {
     let all = Caption {
         time: true,

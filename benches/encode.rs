@@ -32,7 +32,6 @@ fn group_name(size: Size) -> String {
     format!("encode_{size}")
 }
 
-
 fn bench(c: &mut Criterion) {
     for size in SIZES {
         // Real picture content: the test pattern, as a camera would send it.
