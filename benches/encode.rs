@@ -7,9 +7,7 @@
 //! Run: `cargo bench --bench encode`.
 
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use blackbox::bus::Bus;
 use blackbox::capture::testsrc::TestSource;
@@ -20,8 +18,11 @@ use blackbox::frame::{Frame, PixelFormat, Size};
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group};
 
+#[path = "shared/estimates.rs"]
+mod estimates;
 #[path = "shared/noise.rs"]
 mod noise;
+use estimates::median_ns;
 use noise::add_sensor_noise;
 
 const QUALITY: u8 = 80;
@@ -71,28 +72,12 @@ fn bench(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
+    config = estimates::short_runs();
     targets = bench
 }
 
-/// The median criterion measured for one benchmark in this run, in ns.
-fn median_ns(group: &str, function: &str) -> Option<f64> {
-    let home = std::env::var_os("CRITERION_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("target/criterion"));
-    let path = home.join(group).join(function).join("new/estimates.json");
-    let text = std::fs::read_to_string(path).ok()?;
-    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-    v["median"]["point_estimate"].as_f64()
-}
-
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-    println!();
+    estimates::run_then_summarise(benches);
     println!("full path / bare mozjpeg (medians of this run, quality {QUALITY}):");
     for size in SIZES {
         let group = group_name(size);

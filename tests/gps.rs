@@ -127,6 +127,7 @@ impl Receiver {
 /// A gpsd of the test's own, on its own port, reading the receiver.
 struct Gpsd {
     child: Child,
+    port: u16,
     _dir: TempDir,
 }
 
@@ -146,7 +147,11 @@ impl Gpsd {
             .stderr(Stdio::null())
             .spawn()
             .expect("start gpsd");
-        Gpsd { child, _dir: dir }
+        Gpsd {
+            child,
+            port,
+            _dir: dir,
+        }
     }
 
     fn kill(&mut self) {
@@ -184,6 +189,26 @@ fn blackbox(data: &TempDir, gpsd_port: u16, segment_seconds: u32) -> Server {
         "--gps-server",
         &format!("127.0.0.1:{gpsd_port}"),
     ])
+}
+
+/// A receiver, a gpsd reading it (connected), and gpsd's port.
+fn receiver_and_gpsd() -> (Receiver, Gpsd, u16) {
+    let mut receiver = Receiver::new();
+    let gpsd_port = free_port();
+    let gpsd = Gpsd::start(receiver.port, gpsd_port);
+    receiver.accept();
+    (receiver, gpsd, gpsd_port)
+}
+
+/// Like [`receiver_and_gpsd`], with blackbox recording in `data` and
+/// connected to that gpsd.
+fn drive_rig(data: &TempDir, segment_seconds: u32) -> (Receiver, Gpsd, Server) {
+    let (receiver, gpsd, gpsd_port) = receiver_and_gpsd();
+    let server = blackbox(data, gpsd_port, segment_seconds);
+    server.wait_status(60, "blackbox connected to gpsd", |s| {
+        s["gps"]["state"] == "no-fix"
+    });
+    (receiver, gpsd, server)
 }
 
 /// Every finished segment in the data directory, in recording order.
@@ -300,14 +325,7 @@ fn gpsbabel_points(gpx: &[u8], dir: &TempDir, name: &str) -> Vec<(f64, f64)> {
 #[test]
 fn a_drive_comes_back_out_of_the_recordings_exactly() {
     let data = TempDir::new("gps-drive");
-    let mut receiver = Receiver::new();
-    let gpsd_port = free_port();
-    let _gpsd = Gpsd::start(receiver.port, gpsd_port);
-    receiver.accept();
-    let mut server = blackbox(&data, gpsd_port, 5);
-    server.wait_status(60, "blackbox connected to gpsd", |s| {
-        s["gps"]["state"] == "no-fix"
-    });
+    let (mut receiver, _gpsd, mut server) = drive_rig(&data, 5);
     let fed = drive(now_unix(), 14, 0);
     feed(&mut receiver, &fed[..1]);
     let st = server.wait_status(60, "a fix", |s| s["gps"]["state"] == "fix");
@@ -401,12 +419,8 @@ fn a_drive_comes_back_out_of_the_recordings_exactly() {
 #[test]
 fn gpsd_restarting_mid_drive_leaves_a_gap_and_no_lost_frame() {
     let data = TempDir::new("gps-restart");
-    let mut receiver = Receiver::new();
-    let gpsd_port = free_port();
-    let mut gpsd = Gpsd::start(receiver.port, gpsd_port);
-    receiver.accept();
-    let mut server = blackbox(&data, gpsd_port, 5);
-    server.wait_status(60, "connected", |s| s["gps"]["state"] == "no-fix");
+    let (mut receiver, mut gpsd, mut server) = drive_rig(&data, 5);
+    let gpsd_port = gpsd.port;
     let start = now_unix();
     let before = drive(start, 4, 0);
     feed(&mut receiver, &before);
@@ -452,12 +466,7 @@ fn gpsd_restarting_mid_drive_leaves_a_gap_and_no_lost_frame() {
 #[test]
 fn a_power_cut_mid_drive_keeps_every_complete_fix_and_no_more() {
     let data = TempDir::new("gps-cut");
-    let mut receiver = Receiver::new();
-    let gpsd_port = free_port();
-    let _gpsd = Gpsd::start(receiver.port, gpsd_port);
-    receiver.accept();
-    let mut server = blackbox(&data, gpsd_port, 60);
-    server.wait_status(60, "connected", |s| s["gps"]["state"] == "no-fix");
+    let (mut receiver, _gpsd, mut server) = drive_rig(&data, 60);
     let fed = drive(now_unix(), 6, 0);
     feed(&mut receiver, &fed);
     server.wait_status(30, "fixes written", |s| {
@@ -515,10 +524,7 @@ fn no_gpsd_is_normal_and_the_status_says_why() {
 #[test]
 fn the_caption_in_the_picture_shows_the_time_and_the_fed_speed() {
     let data = TempDir::new("gps-caption");
-    let mut receiver = Receiver::new();
-    let gpsd_port = free_port();
-    let _gpsd = Gpsd::start(receiver.port, gpsd_port);
-    receiver.accept();
+    let (mut receiver, _gpsd, gpsd_port) = receiver_and_gpsd();
     let cfg = config_file(
         &data,
         &format!(

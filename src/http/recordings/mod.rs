@@ -34,6 +34,14 @@ fn not_running(path: &str) -> Response<Body> {
     )
 }
 
+/// The value of `key` (given with its `=`, e.g. `"t="`) in a query string.
+fn query_value<'q>(query: Option<&'q str>, key: &str) -> Option<&'q str> {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .find_map(|kv| kv.strip_prefix(key))
+}
+
 /// Splits `NAME` or `NAME/ACTION` and checks the name.
 fn split_name(rest: &str) -> Option<(&str, Option<&str>)> {
     let (name, action) = match rest.split_once('/') {

@@ -39,11 +39,7 @@ struct Play {
 /// The number `key=` in the query, if given: `Err` when it is not a
 /// finite number >= 0.
 fn seconds(query: Option<&str>, key: &str) -> Result<Option<f64>, ()> {
-    let Some(v) = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix(key))
-    else {
+    let Some(v) = super::query_value(query, key) else {
         return Ok(None);
     };
     match v.parse::<f64>() {

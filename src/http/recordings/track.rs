@@ -107,11 +107,7 @@ pub async fn segment_track(rec: &RecorderHandle, name: &str, path: &str) -> Resp
 
 /// A time in a query: Unix seconds or ISO 8601 UTC.
 fn time_param(query: Option<&str>, key: &str) -> Result<Option<SystemTime>, ()> {
-    let Some(v) = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|kv| kv.strip_prefix(key))
-    else {
+    let Some(v) = super::query_value(query, key) else {
         return Ok(None);
     };
     let v = v.replace("%3A", ":").replace("%3a", ":");
