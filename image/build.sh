@@ -149,6 +149,11 @@ packages+=",systemd-resolved,nftables,netbase"
 # Joining a known network (wifi.mode client or auto); the tests also use it
 # as the phone.
 packages+=",wpasupplicant"
+# Where and when: gpsd reads the GPS receiver (a USB one found by its
+# hotplug rules, or a UART named in /etc/default/gpsd) and feeds chrony,
+# which sets the clock from it (and NTP when online) and keeps the RTC.
+# Debian's gpsd brings python3 for its tools (~25 MB): the daemon is C.
+packages+=",gpsd,chrony"
 [ -z "$kernel_pkg" ] || packages+=",$kernel_pkg"
 # Raspberry Pi's packages, by path: apt resolves their dependencies between
 # them and from Debian (mmdebstrap's file-mirror-automount hook makes the

@@ -26,6 +26,10 @@ if [ -z "$config" ]; then
   sed -i 's/^mode = "off"$/mode = "auto"/' "$tree/etc/blackbox/blackbox.toml"
   grep -q '^mode = "auto"$' "$tree/etc/blackbox/blackbox.toml"
 fi
+# chrony steps the clock whenever it is a second off (a GPS fix that comes
+# minutes after boot must still fix a stale clock), not just at first.
+sed -i 's/^makestep 1 3$/makestep 1 -1/' "$tree/etc/chrony/chrony.conf"
+grep -q '^makestep 1 -1$' "$tree/etc/chrony/chrony.conf"
 printf 'IMAGE_ID=blackbox\nIMAGE_VERSION=%s\nVARIANT_ID=%s\n' "$version" "$profile" >> "$tree/usr/lib/os-release"
 echo blackbox > "$tree/etc/hostname"
 # Empty: systemd makes an id at the first boot; /data keeps it after.
@@ -36,7 +40,8 @@ rm -rf "$tree/data" "$tree/boot/firmware"
 mkdir -p "$tree/data" "$tree/boot/firmware"
 for unit in blackbox-var.service blackbox-grow-data.service blackbox-health.service \
             blackbox-update.path blackbox-password-cleanup.path systemd-networkd.service ssh.service \
-            blackbox-wifi.service systemd-resolved.service nftables.service; do
+            blackbox-wifi.service systemd-resolved.service nftables.service \
+            gpsd.service chrony.service; do
   chroot "$tree" systemctl enable "$unit" >/dev/null 2>&1
 done
 # qemu-x86_64: only the modules of the board qemu emulates (virtio disk

@@ -381,7 +381,87 @@ def refused(a):
     check("refused: the service's view of the system bus socket is inaccessible",
           sock.stdout.strip().splitlines()[:1] == ["0"] and sock.returncode != 0,
           (sock.stdout + sock.stderr).strip()[-200:])
+    if changed == 204:
+        gps_sets_the_clock(dev, "the owner's own password")
     dev.cut()
+
+
+def nmea_receiver(lat, lon, knots):
+    """A GPS receiver on the host's loopback, for the guest's gpsd to read
+    over the emulated network (10.0.2.2): RMC and GGA sentences with the
+    host's UTC time, once a second, to every connection, until the
+    scenario's guests stop. Returns its port."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+
+    def sentence(body):
+        sum_ = 0
+        for ch in body.encode():
+            sum_ ^= ch
+        return "$%s*%02X\r\n" % (body, sum_)
+
+    def angle(v, digits, pos, neg):
+        a = abs(v)
+        deg = int(a)
+        return "%0*d%09.6f" % (digits, deg, (a - deg) * 60), pos if v >= 0 else neg
+
+    def serve(conn):
+        try:
+            while True:
+                now = time.time()
+                t = time.gmtime(now)
+                hms = time.strftime("%H%M%S", t) + ".000"
+                (la, ns), (lo, ew) = angle(lat, 2, "N", "S"), angle(lon, 3, "E", "W")
+                rmc = sentence(f"GPRMC,{hms},A,{la},{ns},{lo},{ew},{knots:.3f},90.0,"
+                               f"{time.strftime('%d%m%y', t)},,,A")
+                gga = sentence(f"GPGGA,{hms},{la},{ns},{lo},{ew},1,08,0.9,34.5,M,46.9,M,,")
+                conn.sendall((rmc + gga).encode())
+                time.sleep(1 - (time.time() % 1))
+        except OSError:
+            pass
+
+    def accept():
+        while True:
+            conn, _ = srv.accept()
+            threading.Thread(target=serve, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+def gps_sets_the_clock(dev, password):
+    """The card's clock set back a year, a GPS receiver added to gpsd: chrony
+    steps the clock to the GPS's time and blackbox says its source is the
+    GPS, with the fix in its status."""
+    ctx = reach.tls_context(dev.out("cat /data/blackbox/tls/cert.pem"))
+    port = nmea_receiver(52.5, 13.4, 20.0)
+    back = dev.out("date -s @$(( $(date +%s) - 31536000 )) >/dev/null && date +%s")
+    off = time.time() - float(back) if back.isdigit() else 0
+    check("refused: the card's clock is set back a year", 31_535_000 < off < 31_537_000,
+          f"{off:.0f} s behind")
+    added = dev.out(f"gpsdctl add tcp://10.0.2.2:{port}; echo $?")
+    t0, st = time.monotonic(), None
+    while time.monotonic() - t0 < 600:
+        code, st = owner_api(dev, ctx, password, "GET", "/api/status")
+        clock = (st or {}).get("clock", {})
+        if code == 200 and clock.get("synchronized") and clock.get("source") == "gps":
+            break
+        time.sleep(5)
+    took = time.monotonic() - t0
+    guest = dev.out("date +%s")
+    skew = abs(time.time() - float(guest)) if guest.isdigit() else None
+    clock = (st or {}).get("clock", {})
+    check("refused: chrony steps the clock to the GPS's time and blackbox says its source is gps",
+          clock.get("source") == "gps" and clock.get("synchronized") is True
+          and skew is not None and skew < 5,
+          f"after {took:.0f} s: clock {clock}, guest {skew if skew is None else round(skew, 1)} s off; "
+          f"gpsdctl: {added!r}; chronyc: {dev.out('chronyc -n -c tracking; chronyc -n sources')[:300]!r}")
+    gps = (st or {}).get("gps", {})
+    check("refused: and the fix is in the status",
+          gps.get("state") == "fix" and abs(gps.get("lat", 0) - 52.5) < 1e-6
+          and abs(gps.get("speed", 0) - 20 * 0.514444) < 0.1, str(gps)[:300])
 
 
 def rolled_back(a, name, bundle, said, why):
