@@ -344,7 +344,9 @@ fn recover(dir: &std::path::Path) -> i32 {
     } else {
         dir
     };
-    let _lock = match crate::record::lock::take(root) {
+    // By hand: a holder is a running blackbox, said at once (a short wait
+    // covers a child of one that just died).
+    let _lock = match crate::record::lock::take_within(root, std::time::Duration::from_secs(2)) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("blackbox: {e}");

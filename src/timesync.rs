@@ -96,9 +96,19 @@ pub fn parse_chronyc(out: &str) -> Option<Reading> {
     })
 }
 
-/// Asks chrony; `None` if it is not there or does not answer.
+/// `chronyc` on PATH, if there is one.
+fn find_chronyc() -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("chronyc"))
+        .find(|p| p.is_file())
+}
+
+/// Asks chrony; `None` if it is not there or does not answer. Where there
+/// is no chronyc nothing is started (no fork of this process for nothing).
 fn ask_chrony() -> Option<Reading> {
-    let mut child = Command::new("chronyc")
+    let mut child = Command::new(find_chronyc()?)
         .args(["-n", "-c", "tracking"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

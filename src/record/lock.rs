@@ -61,11 +61,42 @@ impl From<LockError> for io::Error {
 
 /// Takes the lock on the directory `root`, at once or not at all.
 pub fn take(root: &Path) -> Result<DataLock, LockError> {
-    let dir = File::open(root).map_err(|e| LockError::Io(root.to_path_buf(), e))?;
-    match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(DataLock { _lock: lock }),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Err(LockError::Busy(root.to_path_buf())),
-        Err((_, e)) => Err(LockError::Io(root.to_path_buf(), io::Error::from(e))),
+    take_within(root, HOLDER_GRACE)
+}
+
+/// How long a lock held by someone else is waited for. A blackbox that
+/// died (a crash, `kill -9`) while it was starting a program (chronyc,
+/// rpicam-vid) leaves a child between fork and exec that still holds the
+/// lock's descriptor, for milliseconds or, on a card busy with writes,
+/// seconds; the instance systemd starts next must not be refused for it.
+/// A blackbox that is really running holds it for good and is refused
+/// after this.
+pub const HOLDER_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// [`take`], waiting at most `grace` for a holder to go.
+pub fn take_within(root: &Path, grace: std::time::Duration) -> Result<DataLock, LockError> {
+    let deadline = std::time::Instant::now() + grace;
+    let mut said = false;
+    loop {
+        let dir = File::open(root).map_err(|e| LockError::Io(root.to_path_buf(), e))?;
+        match Flock::lock(dir, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(DataLock { _lock: lock }),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) if std::time::Instant::now() < deadline => {
+                if !said {
+                    log::info!(
+                        "{} is locked; waiting up to {} s for its holder to go",
+                        root.display(),
+                        grace.as_secs()
+                    );
+                    said = true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(LockError::Busy(root.to_path_buf()));
+            }
+            Err((_, e)) => return Err(LockError::Io(root.to_path_buf(), io::Error::from(e))),
+        }
     }
 }
 
@@ -78,7 +109,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("blackbox-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let held = take(&dir).unwrap();
-        assert!(matches!(take(&dir), Err(LockError::Busy(_))));
+        assert!(matches!(
+            take_within(&dir, std::time::Duration::from_millis(300)),
+            Err(LockError::Busy(_))
+        ));
         drop(held);
         let again = take(&dir).unwrap();
         drop(again);

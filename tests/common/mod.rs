@@ -75,10 +75,9 @@ impl Server {
         loop {
             let mut line = String::new();
             if out.read_line(&mut line).expect("read stdout") == 0 {
-                panic!(
-                    "blackbox exited before announcing its port: {:?}",
-                    child.wait()
-                );
+                let status = child.wait();
+                let said = stderr.join().unwrap_or_default();
+                panic!("blackbox exited before announcing its port: {status:?}; it said: {said}");
             }
             if let Some(rest) = line
                 .trim()
