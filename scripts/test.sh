@@ -49,7 +49,12 @@ tally() { # tally NAME LOG SECONDS: counts a finished suite from its output
   echo "$1: $3 s" >>"$times"
   line=$({ grep -E '^[0-9]+ passed, [0-9]+ failed$' "$2" || true; } | tail -n 1)
   { grep -E '^FAIL ' "$2" | sort -u || true; } | sed "s|^|$1: |" >>"$failures"
-  [ -n "$line" ] || echo "$1: no \"N passed, M failed\" line" >>"$failures"
+  # A suite that stopped without its line: its last lines say why (the
+  # summary at the end is what survives a log cut short).
+  [ -n "$line" ] || {
+    echo "$1: no \"N passed, M failed\" line; its last lines:"
+    tail -n 15 "$2" | cut -c1-300 | sed 's/^/    /'
+  } >>"$failures"
   passed=$((passed + $(echo "${line:-0 passed}" | grep -Eo '^[0-9]+')))
   failed=$((failed + $(echo "${line:-0 passed, 1 failed}" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')))
 }

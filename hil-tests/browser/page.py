@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 import urllib.request
 
 os.environ["SE_AVOID_STATS"] = "true"  # Selenium must not phone home
@@ -145,6 +146,23 @@ def wifi_panel(d, width, ssid, passphrase):
     check(f"{width} px: the page with the Wi-Fi panel fits", w <= v, f"{w} px in a {v} px view")
 
 
+def start(tmp, name, args):
+    """Starts `blackbox run ARGS` with its log in TMP/NAME.log; returns the
+    process and the URL it says it serves. One that does not start raises,
+    with the end of its log."""
+    log = os.path.join(tmp, f"{name}.log")
+    with open(log, "w") as err:
+        proc = subprocess.Popen([BIN, "run", *args], stdout=subprocess.PIPE, stderr=err, text=True)
+    line = proc.stdout.readline()
+    m = re.search(r"https?://[0-9.:]+/", line)
+    if m is None:
+        proc.kill()
+        proc.wait()
+        with open(log) as f:
+            raise RuntimeError(f"blackbox ({name}) did not start: {line!r}; its log: {f.read()[-800:]}")
+    return proc, m.group(0)
+
+
 def fake_gpsd():
     """A stand-in for gpsd's JSON socket: its greeting, then a TPV report
     of a 3D fix at 54 km/h every half second, to whoever asks to WATCH.
@@ -207,14 +225,10 @@ def main():
                 f'[wifi]\nmode = "auto"\nap_file = "{wifi_ap}"\n'
                 f'networks_file = "{os.path.join(tmp, "wifi-networks")}"\nstatus_file = "{status}"\n'
                 f'[gps]\nserver = "127.0.0.1:{fake_gpsd()}"\n')
-    server = subprocess.Popen(
-        [BIN, "run", "--listen", "127.0.0.1:0", "--config", cfg, "--data",
-         os.path.join(tmp, "data"), "--password-file", pw_file,
-         "--size", "640x480", "--fps", "15"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, url = start(tmp, "page", [
+        "--listen", "127.0.0.1:0", "--config", cfg, "--data", os.path.join(tmp, "data"),
+        "--password-file", pw_file, "--size", "640x480", "--fps", "15"])
     try:
-        line = server.stdout.readline()
-        url = re.search(r"http://[0-9.:]+/", line).group(0)
         d = browser()
         try:
             for width in (360, 1280):
@@ -303,9 +317,6 @@ def main():
         server.wait(timeout=10)
     https_check(tmp)
     relay_check(tmp)
-    passed = sum(results)
-    print(f"{passed} passed, {len(results) - passed} failed")
-    return 0 if all(results) else 1
 
 
 def both_cameras(d, width):
@@ -401,13 +412,11 @@ def relay_check(tmp):
         f.write('[[cameras]]\nid = "front"\nsource = "testsrc"\nsize = "640x480"\nfps = 10\n'
                 '[[cameras]]\nid = "rear"\nsource = "testsrc"\nsize = "320x240"\nfps = 10\n'
                 '[record]\nenabled = false\n')
-    server = subprocess.Popen(
-        [BIN, "run", "--listen", "127.0.0.1:0", "--config", cfg, "--data",
-         os.path.join(tmp, "data-relay"), "--tap", "127.0.0.1:0"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, url = start(tmp, "relay", [
+        "--listen", "127.0.0.1:0", "--config", cfg, "--data", os.path.join(tmp, "data-relay"),
+        "--tap", "127.0.0.1:0"])
     relay = feed = None
     try:
-        url = re.search(r"http://[0-9.:]+/", server.stdout.readline()).group(0)
         status = json.loads(urllib.request.urlopen(url + "api/status", timeout=30).read())
         rear_tap = status["cameras"][1]["tap"]
         with socket.socket() as s:
@@ -469,14 +478,12 @@ def https_check(tmp):
     cfg = os.path.join(tmp, "tls.toml")
     with open(cfg, "w") as f:
         f.write(f'[http]\ntls_cert = "{tls}/cert.pem"\ntls_key = "{tls}/key.pem"\n')
-    server = subprocess.Popen(
-        [BIN, "run", "--listen", "127.0.0.1:0", "--config", cfg, "--data",
-         os.path.join(tmp, "data-tls"), "--password-file", pw_file, "--size", "320x240", "--fps", "10"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, served = start(tmp, "tls", [
+        "--listen", "127.0.0.1:0", "--config", cfg, "--data", os.path.join(tmp, "data-tls"),
+        "--password-file", pw_file, "--size", "320x240", "--fps", "10"])
     d = None
     try:
-        line = server.stdout.readline()
-        port = re.search(r"https://[0-9.]+:([0-9]+)/", line).group(1)
+        port = served.rstrip("/").rsplit(":", 1)[1]
         url = f"https://localhost:{port}/"
         d = browser([f"--ignore-certificate-errors-spki-list={spki_hash(os.path.join(tls, 'cert.pem'))}"])
         d.set_window_size(1280, 900)
@@ -501,4 +508,14 @@ def https_check(tmp):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        main()
+    except Exception as e:  # the suite still reports, and says why it stopped
+        traceback.print_exc()
+        why = f"{type(e).__name__}: {e}"
+        if isinstance(e, subprocess.CalledProcessError):
+            why += f"; its stderr: {(e.stderr or '')[-500:]}"
+        check("the page suite ran to its end", False, why)
+    passed = sum(results)
+    print(f"{passed} passed, {len(results) - passed} failed")
+    sys.exit(0 if results and all(results) else 1)

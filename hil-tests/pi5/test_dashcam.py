@@ -25,15 +25,25 @@ def get(board, path, password, limit=None):
         return r.read(limit) if limit else r.read()
 
 
-def finished(board):
-    """Every finished recording: {name: bytes}."""
-    text = board.out("find /data/blackbox -name '*.mkv' -printf '%f %s\\n'")
+def on_card(board):
+    """Every recording file, open or finished: {name: bytes}."""
+    text = board.out("find /data/blackbox \\( -name '*.mkv' -o -name '*.mkv.part' \\) -printf '%f %s\\n'")
     return dict((n, int(b)) for n, b in (l.split() for l in text.splitlines() if l.count(" ") == 1))
 
 
-def part_size(board):
-    text = board.out("find /data/blackbox -name '*.mkv.part' -printf '%s\\n'")
-    return sum(int(x) for x in text.split() if x.isdigit())
+def finished(board):
+    """Every finished recording: {name: bytes}."""
+    return {n: b for n, b in on_card(board).items() if n.endswith(".mkv")}
+
+
+def grew(before, after):
+    """What shows the recording went on between two looks at the card: a
+    finished segment that was not there, or an open one that is larger.
+    (An open segment is reserved 4 MiB at a time, so at a low bit rate its
+    size changes only when it is finished and the next one begins.)"""
+    new = [n for n in after if n.endswith(".mkv") and n not in before]
+    larger = [n for n in after if n.endswith(".part") and after[n] > before.get(n, after[n])]
+    return new + larger
 
 
 def test_a_new_card_boots_healthy(board):
@@ -106,11 +116,13 @@ def test_every_camera_streams_and_records(board):
 
 
 def test_recording_grows(board):
-    first = part_size(board)
+    first = on_card(board)
     t0 = time.monotonic()
-    while part_size(board) <= first and time.monotonic() - t0 < 300:
+    while not grew(first, on_card(board)) and time.monotonic() - t0 < 300:
         time.sleep(2)
-    assert part_size(board) > first, "the open segment did not grow"
+    what = grew(first, on_card(board))
+    assert what, f"nothing new or larger on the card in {time.monotonic() - t0:.0f} s: {first}"
+    print(f"{board.name}: the recording went on: {', '.join(what)}")
 
 
 def test_a_power_cut_loses_nothing_finished(board):
