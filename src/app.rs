@@ -147,6 +147,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         config.gps.enabled,
         &config.gps.server.to_string(),
     ));
+    let impact = Arc::new(crate::impact::Impact::new(&config.impact));
     let recorder = if config.record.enabled {
         // Every camera; those with `record` on are recorded.
         let recorded = cameras
@@ -168,6 +169,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
                 recorded,
                 Annotations {
                     gps: gps.clone(),
+                    accel: impact.clone(),
                     clock: clock.clone(),
                 },
                 health.clone(),
@@ -200,6 +202,15 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         }
     }
     let running = cameras.start(config.encode.workers, &gps)?;
+    // The accelerometer on its own thread: an impact is an event.
+    crate::impact::start(impact.clone(), config.impact.clone(), {
+        let rec = recorder.as_ref().map(Recorder::handle);
+        move |at, peak_g| {
+            if let Some(rec) = &rec {
+                rec.event_with(at, "impact", Some(peak_g));
+            }
+        }
+    })?;
 
     let http_addr = http_listener.get_ref().local_addr()?;
     let tap_addrs = taps
@@ -231,6 +242,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         shutdown: Shutdown::default(),
         recorder: recorder.as_ref().map(Recorder::handle),
         gps: gps.clone(),
+        impact,
         clock: clock.clone(),
         auth,
         health: health.clone(),

@@ -220,6 +220,12 @@ struct RunArgs {
     /// gpsd's address, IP:PORT [default: 127.0.0.1:2947]
     #[arg(long, value_name = "ADDR")]
     gps_server: Option<String>,
+    /// The accelerometer: auto, off, or an input or IIO device's path [default: auto]
+    #[arg(long, value_name = "DEVICE")]
+    impact_sensor: Option<String>,
+    /// An acceleration over this many g (gravity removed) is an impact [default: 1.5]
+    #[arg(long, value_name = "G")]
+    impact_threshold: Option<String>,
 }
 
 /// Runs the command line; returns the process exit code.
@@ -435,6 +441,8 @@ fn run(args: RunArgs) -> i32 {
         ("record.enabled", args.record),
         ("gps.enabled", args.gps),
         ("gps.server", args.gps_server),
+        ("impact.sensor", args.impact_sensor),
+        ("impact.threshold_g", args.impact_threshold),
     ] {
         overrides.set(key, value);
     }

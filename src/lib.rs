@@ -35,6 +35,7 @@ pub mod font;
 pub mod frame;
 pub mod gps;
 pub mod http;
+pub mod impact;
 pub mod memory;
 pub mod net;
 pub mod ota;

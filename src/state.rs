@@ -32,6 +32,8 @@ pub struct AppState {
     pub recorder: Option<RecorderHandle>,
     /// The GPS as gpsd reports it.
     pub gps: Arc<crate::gps::Gps>,
+    /// The accelerometer and its impacts.
+    pub impact: Arc<crate::impact::Impact>,
     /// Whether the wall clock is synchronised, and from where.
     pub clock: Arc<crate::timesync::TimeSync>,
     /// The password, sessions and origin checks.

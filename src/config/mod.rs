@@ -374,6 +374,34 @@ pub struct GpsConfig {
     pub server: SocketAddr,
 }
 
+/// Which accelerometer `[impact]` reads.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SensorChoice {
+    /// None: no impact detection.
+    Off,
+    /// The first input device with `INPUT_PROP_ACCELEROMETER`, else the
+    /// first IIO accelerometer; none is fine (looked for again).
+    Auto,
+    /// An input device (`/dev/input/eventN`) or an IIO device's directory
+    /// (`/sys/bus/iio/devices/iio:deviceN`).
+    Path(PathBuf),
+}
+
+/// Impacts from an accelerometer (`[impact]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ImpactConfig {
+    pub sensor: SensorChoice,
+    /// Samples a second read from an IIO device (an input device reports
+    /// at its own rate).
+    pub rate_hz: u32,
+    /// An acceleration (gravity removed) over this is an impact.
+    pub threshold_g: f64,
+    /// After an impact, no other for this long: one crash, one event.
+    pub holdoff: Duration,
+    /// Units per g for an input device whose driver gives no resolution.
+    pub units_per_g: Option<f64>,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -390,6 +418,7 @@ pub struct Config {
     pub event: EventConfig,
     pub wifi: WifiConfig,
     pub gps: GpsConfig,
+    pub impact: ImpactConfig,
 }
 
 impl Default for Config {
@@ -464,6 +493,13 @@ impl Default for Config {
             gps: GpsConfig {
                 enabled: true,
                 server: SocketAddr::from(([127, 0, 0, 1], 2947)),
+            },
+            impact: ImpactConfig {
+                sensor: SensorChoice::Auto,
+                rate_hz: 100,
+                threshold_g: 1.5,
+                holdoff: Duration::from_secs(10),
+                units_per_g: None,
             },
         }
     }
@@ -871,6 +907,53 @@ const FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "impact.sensor",
+        flag: Some("--impact-sensor"),
+        apply: |c, v| {
+            c.impact.sensor = match v.trim() {
+                "off" => SensorChoice::Off,
+                "auto" => SensorChoice::Auto,
+                p if p.starts_with('/') => SensorChoice::Path(p.into()),
+                _ => {
+                    return Err("expected auto, off, or the path of an input or IIO device".into());
+                }
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "impact.rate_hz",
+        flag: None,
+        apply: |c, v| {
+            c.impact.rate_hz = number(v, 10, 1000)? as u32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "impact.threshold_g",
+        flag: Some("--impact-threshold"),
+        apply: |c, v| {
+            c.impact.threshold_g = decimal(v, 0.1, 16.0)?;
+            Ok(())
+        },
+    },
+    Field {
+        key: "impact.holdoff_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.impact.holdoff = Duration::from_secs(number(v, 1, 600)? as u64);
+            Ok(())
+        },
+    },
+    Field {
+        key: "impact.units_per_g",
+        flag: None,
+        apply: |c, v| {
+            c.impact.units_per_g = Some(decimal(v, 0.001, 1e9)?);
+            Ok(())
+        },
+    },
+    Field {
         key: "wifi.mode",
         flag: None,
         apply: |c, v| {
@@ -1249,7 +1332,7 @@ fn file_values(path: &Path, body: &str) -> Result<FileValues, ConfigError> {
                     .collect();
                 let message = if known.is_empty() {
                     format!(
-                        "unknown section [{}]; expected camera, [[cameras]], encode, http, tap, record, event, wifi or gps",
+                        "unknown section [{}]; expected camera, [[cameras]], encode, http, tap, record, event, wifi, gps or impact",
                         section.get_ref()
                     )
                 } else {
@@ -1322,6 +1405,13 @@ fn number(v: &str, min: i64, max: i64) -> Result<i64, String> {
     match v.trim().parse::<i64>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
         _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
+}
+
+fn decimal(v: &str, min: f64, max: f64) -> Result<f64, String> {
+    match v.trim().parse::<f64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a number from {min} to {max}")),
     }
 }
 

@@ -183,6 +183,7 @@ pub fn exposition(st: &Status) -> String {
         st.uptime_seconds,
     );
     gps(&mut m, &st.gps);
+    impact(&mut m, &st.impact);
     let Some(r) = &st.recorder else {
         m.one("recording", "gauge", "1 while recording is on.", 0.0);
         return m.0;
@@ -269,6 +270,46 @@ pub fn exposition(st: &Status) -> String {
         ],
     );
     m.0
+}
+
+/// The accelerometer's families: whether it reads, its samples, impacts.
+fn impact(m: &mut Exposition, i: &crate::impact::ImpactStatus) {
+    m.one(
+        "impact_sensor_up",
+        "gauge",
+        "1 while an accelerometer is being read.",
+        flag(i.state == "reading"),
+    );
+    m.one(
+        "impact_samples_total",
+        "counter",
+        "Accelerometer samples read.",
+        i.samples as f64,
+    );
+    m.one(
+        "impact_acceleration_g",
+        "gauge",
+        "The last sample's acceleration without gravity, in g (NaN: none).",
+        i.magnitude_g.unwrap_or(f64::NAN),
+    );
+    m.one(
+        "impact_events_total",
+        "counter",
+        "Impacts detected (each an event).",
+        i.impacts as f64,
+    );
+    m.one(
+        "impact_last_peak_g",
+        "gauge",
+        "The last impact's peak acceleration, in g (NaN: none yet).",
+        i.last_impact.map_or(f64::NAN, |l| l.peak_g),
+    );
+    m.one(
+        "impact_sensor_failures_total",
+        "counter",
+        "Times the accelerometer could not be opened or read.",
+        i.failures as f64,
+    );
 }
 
 /// The GPS families: the fix, where, how fast, how old, and the link.

@@ -30,6 +30,8 @@ pub struct Status {
     pub auth: AuthStatus,
     /// The fix, and why there is none when there is none.
     pub gps: crate::gps::GpsStatus,
+    /// The accelerometer: the sensor, its state and why, the last impact.
+    pub impact: crate::impact::ImpactStatus,
     /// Whether the wall clock (which names the recordings) is synchronised,
     /// and from where.
     pub clock: crate::timesync::ClockStatus,
@@ -222,6 +224,7 @@ impl Status {
                 first_boot: state.auth.first_boot(),
             },
             gps: state.gps.status(),
+            impact: state.impact.status(),
             clock: state.clock.status(),
         }
     }

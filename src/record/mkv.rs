@@ -13,7 +13,8 @@
 //!        Info + CRC-32                 1 ms timestamps, DateUTC, Duration (patched),
 //!                                      Title: whether the clock was synchronised
 //!        Tracks + CRC-32               track 1: video, V_MJPEG, width x height;
-//!                                      track 2: GPS, S_TEXT/UTF8, not shown by default
+//!                                      track 2: GPS, S_TEXT/UTF8, not shown by default;
+//!                                      track 3: Acceleration, S_TEXT/UTF8, likewise
 //!        Void                          pads the header to exactly 512 bytes
 //! 512    Cluster, size 8 bytes         unknown while writing, exact when finished
 //!          Timestamp, 8 bytes          ms since the segment's first frame
@@ -23,6 +24,9 @@
 //!          BlockGroup                  one per GPS fix, the same shape:
 //!            CRC-32
 //!            Block                       track 2, ms relative, the fix as JSON
+//!          BlockGroup                  the accelerometer's samples since the
+//!            CRC-32                    last frame, the same shape:
+//!            Block                       track 3, ms relative, JSON
 //!        Cluster ...                   a new one at least every second
 //!        Cues + CRC-32                 written when finished: one point per cluster
 //!        Tags + CRC-32                 NUMBER_OF_FRAMES, so an index needs no scan
@@ -116,7 +120,11 @@ pub const MAX_FRAME: usize = (1 << 28) - 64;
 /// The video's track number, and the GPS track's.
 pub const VIDEO_TRACK: u8 = 1;
 pub const GPS_TRACK: u8 = 2;
-/// The largest GPS sample (one fix as JSON is about 250 bytes).
+/// The accelerometer's trace.
+pub const ACCEL_TRACK: u8 = 3;
+/// The largest GPS sample (one fix as JSON is about 250 bytes) or block of
+/// the acceleration trace (a frame interval of 100 Hz samples, about 40
+/// bytes each, is well under it).
 pub const MAX_SAMPLE: usize = 4096;
 
 /// What is known of a finished file when its header is written.
@@ -221,6 +229,16 @@ pub fn header(
     put_str(&mut gps, TRACK_NAME, "GPS");
     put_str(&mut gps, CODEC_ID, "S_TEXT/UTF8");
     put_master(&mut tracks, TRACK_ENTRY, &gps);
+    // The acceleration trace, in the same form.
+    let mut accel = Vec::new();
+    put_uint(&mut accel, TRACK_NUMBER, u64::from(ACCEL_TRACK));
+    put_uint(&mut accel, TRACK_UID, u64::from(ACCEL_TRACK));
+    put_uint(&mut accel, TRACK_TYPE, 0x11);
+    put_uint(&mut accel, FLAG_LACING, 0);
+    put_uint(&mut accel, FLAG_DEFAULT, 0);
+    put_str(&mut accel, TRACK_NAME, "Acceleration");
+    put_str(&mut accel, CODEC_ID, "S_TEXT/UTF8");
+    put_master(&mut tracks, TRACK_ENTRY, &accel);
     let mut tracks_el = Vec::new();
     put_master_crc(&mut tracks_el, TRACKS, &tracks);
 
@@ -416,6 +434,15 @@ impl MkvWriter {
     /// must not be after the next frame's. Like a frame, it is complete
     /// only if whole: it starts with `{` and ends with `}`.
     pub fn write_sample(&mut self, ts_ms: u64, json: &[u8]) -> io::Result<()> {
+        self.write_text(GPS_TRACK, ts_ms, json)
+    }
+
+    /// Appends one block of the acceleration trace (JSON, like a GPS sample).
+    pub fn write_trace(&mut self, ts_ms: u64, json: &[u8]) -> io::Result<()> {
+        self.write_text(ACCEL_TRACK, ts_ms, json)
+    }
+
+    fn write_text(&mut self, track: u8, ts_ms: u64, json: &[u8]) -> io::Result<()> {
         if json.len() < 2
             || json.len() > MAX_SAMPLE
             || json[0] != b'{'
@@ -423,10 +450,10 @@ impl MkvWriter {
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "a GPS sample is one JSON object of at most 4 KiB",
+                "a GPS sample or trace block is one JSON object of at most 4 KiB",
             ));
         }
-        self.write_block(GPS_TRACK, ts_ms, json).map(|_| ())
+        self.write_block(track, ts_ms, json).map(|_| ())
     }
 
     fn write_block(&mut self, track: u8, ts_ms: u64, payload: &[u8]) -> io::Result<bool> {

@@ -55,6 +55,7 @@ use crate::config::{Budget, EventConfig, RecordConfig};
 use crate::failures::FailureRun;
 use crate::frame::{Frame, Size};
 use crate::gps::Gps;
+use crate::impact::Impact;
 use crate::record::index::{Entry, Window};
 use crate::record::mkv::{MAX_GAP_MS, MkvWriter};
 use crate::record::names::{CameraTag, SegmentName};
@@ -109,6 +110,9 @@ pub struct EventInfo {
     /// Unix seconds of the (first) trigger.
     pub at: f64,
     pub reason: String,
+    /// An impact's highest acceleration, in g (the largest of those merged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_g: Option<f64>,
     /// Unix seconds of the window.
     pub from: f64,
     pub to: f64,
@@ -116,6 +120,14 @@ pub struct EventInfo {
     pub count: u64,
     #[serde(skip)]
     window: Window,
+}
+
+/// The larger of two peaks, either of which may be absent.
+fn max_peak(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// The current run of failures, while recording is failing.
@@ -163,6 +175,8 @@ pub struct RecorderStatus {
     pub write_errors: u64,
     /// GPS fixes written into segments (all cameras).
     pub gps_samples: u64,
+    /// Blocks of the acceleration trace written into segments (all cameras).
+    pub trace_blocks: u64,
     /// Failed fdatasyncs and directory fsyncs.
     pub sync_errors: u64,
     pub disk: Disk,
@@ -198,6 +212,7 @@ pub struct TrackStatus {
 /// segment began.
 pub struct Annotations {
     pub gps: Arc<Gps>,
+    pub accel: Arc<Impact>,
     pub clock: Arc<TimeSync>,
 }
 
@@ -225,6 +240,7 @@ struct Pending {
     first: Timestamp,
     last: Timestamp,
     reason: String,
+    peak_g: Option<f64>,
     count: u64,
 }
 
@@ -260,6 +276,11 @@ impl RecorderHandle {
     /// Protects the footage around `at`. Never blocks and never grows
     /// memory: events that arrive faster than the recorder reads them merge.
     pub fn event(&self, at: Timestamp, reason: &str) {
+        self.event_with(at, reason, None);
+    }
+
+    /// An event with an impact's peak acceleration (in g).
+    pub fn event_with(&self, at: Timestamp, reason: &str, peak_g: Option<f64>) {
         {
             let mut mb = lock(&self.shared.mailbox);
             let full = mb.events.len() >= MAX_PENDING_EVENTS;
@@ -269,11 +290,13 @@ impl RecorderHandle {
                 Some(last) if full => {
                     last.last = at;
                     last.count += 1;
+                    last.peak_g = max_peak(last.peak_g, peak_g);
                 }
                 _ => mb.events.push(Pending {
                     first: at,
                     last: at,
                     reason: reason.to_string(),
+                    peak_g,
                     count: 1,
                 }),
             }
@@ -433,6 +456,8 @@ struct Track {
     frames_lost: u64,
     /// The last GPS sample considered for its segments.
     gps_seq: u64,
+    /// The last acceleration sample considered for its segments.
+    accel_seq: u64,
 }
 
 /// Counters the status shows.
@@ -446,6 +471,7 @@ struct Counts {
     write_errors: u64,
     sync_errors: u64,
     gps_samples: u64,
+    trace_blocks: u64,
     max_sync_ms: f64,
     max_command_ms: f64,
     /// Frames lost in the current run of failures.
@@ -457,6 +483,8 @@ struct Worker {
     cfg: RecorderConfig,
     /// Fixes to copy into every segment's GPS track.
     gps: Arc<Gps>,
+    /// The accelerometer's samples, for every segment's trace.
+    accel: Arc<Impact>,
     /// Whether the clock is synchronised, noted in each segment.
     clock: Arc<TimeSync>,
     health: Arc<Health>,
@@ -510,10 +538,12 @@ impl Worker {
                 frames_written: 0,
                 frames_lost: 0,
                 gps_seq: 0,
+                accel_seq: 0,
             })
             .collect();
         Self {
             gps: notes.gps,
+            accel: notes.accel,
             clock: notes.clock,
             health,
             recording,
@@ -701,6 +731,7 @@ impl Worker {
             first: at,
             last,
             reason,
+            peak_g,
             count,
         } = p;
         let pre = Duration::from_secs(self.cfg.event.pre_seconds);
@@ -724,12 +755,14 @@ impl Worker {
                     w.from = unix_seconds(w.window.from_wall);
                     w.to = unix_seconds(w.window.to_wall);
                     w.count += count;
+                    w.peak_g = max_peak(w.peak_g, peak_g);
                     w.clone()
                 }
                 None => {
                     let info = EventInfo {
                         at: unix_seconds(at.wall),
                         reason,
+                        peak_g,
                         from: unix_seconds(window.from_wall),
                         to: unix_seconds(window.to_wall),
                         count,
@@ -896,6 +929,7 @@ impl Worker {
 
     fn write(&mut self, t: usize, frame: &Frame) -> io::Result<()> {
         self.write_samples(t, frame.captured.mono);
+        self.write_trace(t, frame.captured.mono);
         let Some(open) = self.tracks[t].open.as_mut() else {
             return Err(io::Error::other("no segment is open"));
         };
@@ -934,6 +968,55 @@ impl Worker {
                 Ok(()) => self.counts.gps_samples += 1,
                 Err(e) => log::debug!("a GPS sample was not written: {e}"),
             }
+        }
+    }
+
+    /// Puts the acceleration samples taken up to `mono` into track `t`'s
+    /// segment as one block at the first one's time: `{"g":[[ms, x, y, z,
+    /// m], ...]}`, ms after the block's time, the axes and the magnitude
+    /// without gravity in g. Samples from before the segment's first frame
+    /// belong to no segment of it. Best effort, like a GPS sample.
+    fn write_trace(&mut self, t: usize, mono: Duration) {
+        let track = &mut self.tracks[t];
+        if self.accel.newest() <= track.accel_seq {
+            return;
+        }
+        let Some(open) = track.open.as_mut() else {
+            return;
+        };
+        let mut samples = self.accel.samples_after(track.accel_seq, mono);
+        let Some(last) = samples.last().map(|s| s.seq) else {
+            return;
+        };
+        track.accel_seq = last;
+        samples.retain(|s| s.mono >= open.first_mono);
+        let Some(first) = samples.first() else {
+            return;
+        };
+        let base = first.mono;
+        let mut json = String::from("{\"g\":[");
+        for (i, s) in samples.iter().enumerate() {
+            let entry = format!(
+                "{}[{},{:.3},{:.3},{:.3},{:.3}]",
+                if i == 0 { "" } else { "," },
+                (s.mono - base).as_millis(),
+                s.g[0],
+                s.g[1],
+                s.g[2],
+                s.magnitude_g
+            );
+            // A block stays under the format's limit; the rest waits.
+            if json.len() + entry.len() + 2 > crate::record::mkv::MAX_SAMPLE {
+                track.accel_seq = s.seq - 1;
+                break;
+            }
+            json.push_str(&entry);
+        }
+        json.push_str("]}");
+        let ts = base.saturating_sub(open.first_mono).as_millis() as u64;
+        match open.writer.write_trace(ts, json.as_bytes()) {
+            Ok(()) => self.counts.trace_blocks += 1,
+            Err(e) => log::debug!("an acceleration block was not written: {e}"),
         }
     }
 
@@ -1254,6 +1337,7 @@ impl Worker {
             max_command_ms: c.max_command_ms,
             write_errors: c.write_errors,
             gps_samples: c.gps_samples,
+            trace_blocks: c.trace_blocks,
             sync_errors: c.sync_errors,
             disk,
             recordings_bytes: recordings + open_bytes,

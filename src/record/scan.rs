@@ -85,6 +85,8 @@ pub struct Scan {
     /// Every GPS sample before that point (its payload is the fix as
     /// JSON; [`read_frame`] reads it like a frame).
     pub samples: Vec<FrameRef>,
+    /// Every block of the acceleration trace before that point (JSON).
+    pub trace: Vec<FrameRef>,
     /// The end of the last good frame (or of the header).
     pub data_end: u64,
     /// Cues and statistics follow the frames, match them, and end the file,
@@ -441,7 +443,7 @@ fn walk(r: &mut Reader<'_>, s: &mut Scan, depth: Depth, head: &Head) -> io::Resu
                     };
                     match bh.id {
                         BLOCK_GROUP => match frame_at(r, at, &bh, cluster_ts, depth, &mut buf)? {
-                            Ok((mkv::GPS_TRACK, f)) => {
+                            Ok((track @ (mkv::GPS_TRACK | mkv::ACCEL_TRACK), f)) => {
                                 if first {
                                     s.clusters.push(ClusterRef {
                                         offset: pos,
@@ -451,7 +453,11 @@ fn walk(r: &mut Reader<'_>, s: &mut Scan, depth: Depth, head: &Head) -> io::Resu
                                 }
                                 at = f.end();
                                 s.data_end = at;
-                                s.samples.push(f);
+                                if track == mkv::GPS_TRACK {
+                                    s.samples.push(f);
+                                } else {
+                                    s.trace.push(f);
+                                }
                             }
                             Ok((_, f)) => {
                                 if first {
@@ -522,7 +528,7 @@ fn frame_at(
     let track = head[16] & 0x7F;
     let well_formed = head[5..7] == [0xBF, 0x84]
         && block.is_some_and(|b| b.id == BLOCK && b.len == 5 && b.size == Some(size - 11))
-        && (head[16] == 0x80 | mkv::VIDEO_TRACK || head[16] == 0x80 | mkv::GPS_TRACK)
+        && [mkv::VIDEO_TRACK, mkv::GPS_TRACK, mkv::ACCEL_TRACK].contains(&(head[16] ^ 0x80))
         && head[19] == 0x00;
     let relative = i16::from_be_bytes([head[17], head[18]]);
     if !well_formed || !(0..=CLUSTER_MS as i16 * 2).contains(&relative) {
@@ -531,11 +537,13 @@ fn frame_at(
     let crc = u32::from_le_bytes([head[7], head[8], head[9], head[10]]);
     let jpeg_at = at + GROUP_OVERHEAD;
     let len = end - jpeg_at;
-    if track == mkv::GPS_TRACK {
+    if track != mkv::VIDEO_TRACK {
         let first = r.get(jpeg_at, 1)?.is_some_and(|b| b == b"{");
         let last = r.get(end - 1, 1)?.is_some_and(|b| b == b"}");
         if len as usize > mkv::MAX_SAMPLE || !first || !last {
-            return Ok(Err(Stop::Bad("a GPS sample is incomplete".into())));
+            return Ok(Err(Stop::Bad(
+                "a GPS sample or trace block is incomplete".into(),
+            )));
         }
     } else {
         let soi = r.get(jpeg_at, 2)?.is_some_and(|b| b == [0xFF, 0xD8]);
@@ -988,6 +996,49 @@ mod tests {
         assert!(s.intact(), "{:?}", s.problem);
         assert_eq!((s.frames.len(), s.samples.len()), (50, 5));
         assert_eq!(brief(&path).unwrap().unwrap().frames, 50);
+    }
+
+    #[test]
+    fn the_acceleration_trace_rides_with_the_frames_and_a_cut_keeps_it_whole() {
+        let path = tmp("trace");
+        let mut w = MkvWriter::create(&path, Size::new(320, 240), t0()).unwrap();
+        let block =
+            |i: u32| format!("{{\"g\":[[0,0.5,0.0,0.866,0.0{i:02}],[10,0.5,0.0,0.866,0.1]]}}");
+        let mut trace_ends = Vec::new();
+        for i in 0..30u32 {
+            w.write_trace(u64::from(i) * 40, block(i).as_bytes())
+                .unwrap();
+            trace_ends.push(w.bytes());
+            w.write_frame(u64::from(i) * 40 + 5, &fake_jpeg(i, 300))
+                .unwrap();
+        }
+        let full = std::fs::read(&path).unwrap();
+        let s = scan(&path, Depth::Checksums).unwrap();
+        assert_eq!(
+            (s.frames.len(), s.trace.len(), s.samples.len()),
+            (30, 30, 0)
+        );
+        let file = File::open(&path).unwrap();
+        assert_eq!(
+            read_frame(&file, &s.trace[7], true).unwrap(),
+            block(7).as_bytes()
+        );
+        // Cut after the 11th block, before its frame: ten of each are kept.
+        let p = path.with_file_name("trace-cut.mkv");
+        std::fs::write(&p, &full[..trace_ends[10] as usize]).unwrap();
+        assert_eq!(repair(&p, t0()).unwrap().summary.frames, 10);
+        let again = scan(&p, Depth::Checksums).unwrap();
+        assert!(again.intact(), "{:?}", again.problem);
+        assert_eq!((again.frames.len(), again.trace.len()), (10, 10));
+        // A block torn in half ends the walk there.
+        let p = path.with_file_name("trace-torn.mkv");
+        let mut torn = full[..trace_ends[10] as usize].to_vec();
+        let last = torn.len() - 1;
+        torn[last] = b'x';
+        std::fs::write(&p, &torn).unwrap();
+        let s = scan(&p, Depth::Structure).unwrap();
+        assert_eq!((s.frames.len(), s.trace.len()), (10, 10));
+        assert!(s.problem.unwrap().contains("trace block"));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! - `GET /recordings/NAME.gpx` (NAME with or without `.mkv`): the
 //!   segment's fixes as GPX 1.1;
 //! - `GET /recordings/NAME/track`: the same fixes as JSON, each with its
-//!   offset into the segment, for the page's replay;
+//!   offset into the segment, and the acceleration trace (`accel`: `[t, x,
+//!   y, z, m]`, seconds into the segment, the axes and the magnitude without
+//!   gravity in g), for the page's replay;
 //! - `GET /api/trips?from=…&to=…` (Unix seconds or ISO 8601 UTC): one GPX
 //!   of every fix in that range, a track segment per recorded moment.
 //!
@@ -38,9 +40,35 @@ pub struct Point {
     pub fix: Fix,
 }
 
+/// One block of the trace as the recorder writes it.
+#[derive(serde::Deserialize)]
+struct TraceBlock {
+    g: Vec<[f64; 5]>,
+}
+
 /// The fixes in an open segment file, in order.
 pub fn points(file: &File) -> std::io::Result<Vec<Point>> {
+    Ok(read_tracks(file, false)?.0)
+}
+
+/// The fixes and (if `trace`) the acceleration trace, `[t, x, y, z, m]`.
+fn read_tracks(file: &File, trace: bool) -> std::io::Result<(Vec<Point>, Vec<[f64; 5]>)> {
     let s = scan::scan_file(file, Depth::Structure)?;
+    let mut accel = Vec::new();
+    for r in s.trace.iter().filter(|_| trace) {
+        let Ok(bytes) = scan::read_frame(file, r, true) else {
+            continue;
+        };
+        if let Ok(block) = serde_json::from_slice::<TraceBlock>(&bytes) {
+            let t0 = r.ts_ms as f64 / 1000.0;
+            accel.extend(
+                block
+                    .g
+                    .iter()
+                    .map(|g| [t0 + g[0] / 1000.0, g[1], g[2], g[3], g[4]]),
+            );
+        }
+    }
     let mut out = Vec::with_capacity(s.samples.len());
     for r in &s.samples {
         let Ok(bytes) = scan::read_frame(file, r, true) else {
@@ -53,21 +81,26 @@ pub fn points(file: &File) -> std::io::Result<Vec<Point>> {
             });
         }
     }
-    Ok(out)
+    Ok((out, accel))
 }
 
-/// Reads a segment's fixes: `Ok(None)` if there is no such segment.
+type Tracks = (Vec<Point>, Vec<[f64; 5]>, SystemTime);
+
+/// Reads a segment's fixes (and its trace if `trace`): `Ok(None)` if there
+/// is no such segment.
 async fn segment_points(
     rec: &RecorderHandle,
     name: &str,
-) -> std::io::Result<Option<(Vec<Point>, SystemTime)>> {
+    trace: bool,
+) -> std::io::Result<Option<Tracks>> {
     let store = rec.store.clone();
     let owned = name.to_string();
     smol::unblock(move || {
         let Some((file, entry)) = store.open_segment(&owned)? else {
             return Ok(None);
         };
-        Ok(Some((points(&file)?, entry.start)))
+        let (points, accel) = read_tracks(&file, trace)?;
+        Ok(Some((points, accel, entry.start)))
     })
     .await
 }
@@ -82,8 +115,8 @@ fn gpx_response(doc: String, filename: &str) -> Response<Body> {
 
 /// `GET /recordings/NAME.gpx`.
 pub async fn segment_gpx(rec: &RecorderHandle, name: &str, path: &str) -> Response<Body> {
-    match segment_points(rec, name).await {
-        Ok(Some((points, _))) => {
+    match segment_points(rec, name, false).await {
+        Ok(Some((points, _, _))) => {
             let fixes: Vec<Fix> = points.into_iter().map(|p| p.fix).collect();
             let base = name.strip_suffix(".mkv").unwrap_or(name);
             gpx_response(gpx::document(base, &[fixes]), &format!("{base}.gpx"))
@@ -95,10 +128,12 @@ pub async fn segment_gpx(rec: &RecorderHandle, name: &str, path: &str) -> Respon
 
 /// `GET /recordings/NAME/track`.
 pub async fn segment_track(rec: &RecorderHandle, name: &str, path: &str) -> Response<Body> {
-    match segment_points(rec, name).await {
-        Ok(Some((points, start))) => json(
+    match segment_points(rec, name, true).await {
+        Ok(Some((points, accel, start))) => json(
             StatusCode::OK,
-            &serde_json::json!({ "name": name, "start": unix_seconds(start), "points": points }),
+            &serde_json::json!({
+                "name": name, "start": unix_seconds(start), "points": points, "accel": accel
+            }),
         ),
         Ok(None) => json_error(StatusCode::NOT_FOUND, "no such recording", path),
         Err(e) => json_error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string(), path),
