@@ -52,6 +52,13 @@ for m in $order vivid; do
   [ -n "$ko" ] || { echo "run: module $m not found in $kdir" >&2; exit 1; }
   cp "$ko" "$ird/lib/modules/$m.ko"
 done
+# The input core's event interface and uinput: the virtual accelerometer.
+for m in evdev uinput; do
+  ko=$(find "$kdir" -name "$m.ko" | head -n 1)
+  [ -n "$ko" ] || { echo "run: module $m not found in $kdir" >&2; exit 1; }
+  cp "$ko" "$ird/lib/modules/$m.ko"
+done
+order="$order evdev uinput"
 echo "$order" > "$ird/lib/modules/order"
 
 cat > "$ird/init" <<INIT
