@@ -221,6 +221,38 @@ fn a_jolt_is_one_impact_event_on_every_camera_and_road_noise_is_none() {
         "the loss once, the return once: {warned:?}"
     );
     assert!(warned[1].contains("working again"), "{warned:?}");
+
+    // After a restart the recordings list still says why the footage is
+    // kept: the moments around it list the impact with its peak.
+    let server = Server::start(&[
+        "--config",
+        &cfg,
+        "--data",
+        data.to_str().unwrap(),
+        "--impact-sensor",
+        "off",
+    ]);
+    let list = testkit_json(&server.url("/api/recordings"));
+    let with: Vec<&serde_json::Value> = list["moments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| !m["events"].as_array().unwrap().is_empty())
+        .collect();
+    assert!(!with.is_empty(), "{list}");
+    for m in &with {
+        assert_eq!(m["protected"], true, "{m}");
+        let e = &m["events"][0];
+        assert_eq!(e["reason"], "impact", "{m}");
+        assert!((e["peak_g"].as_f64().unwrap() - peak).abs() < 1e-9, "{m}");
+        assert!((e["at"].as_f64().unwrap() - at).abs() < 1e-6, "{m}");
+    }
+}
+
+fn testkit_json(url: &str) -> serde_json::Value {
+    let (code, _, body) = common::get(url);
+    assert_eq!(code, 200, "{url}");
+    serde_json::from_slice(&body).unwrap()
 }
 
 #[test]

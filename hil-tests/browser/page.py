@@ -192,6 +192,43 @@ def fake_gpsd():
     return srv.getsockname()[1]
 
 
+class Accelerometer:
+    """An IIO accelerometer as the kernel's sysfs ABI lays it out
+    (in_accel_{x,y,z}_raw, in_accel_scale in m/s² per unit, name), each
+    value replaced whole; 1 g straight down to begin with."""
+    SCALE = 0.038245935
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "iio:device0")
+        os.makedirs(self.dir)
+        with open(os.path.join(self.dir, "in_accel_scale"), "w") as f:
+            f.write(f"{self.SCALE}\n")
+        with open(os.path.join(self.dir, "name"), "w") as f:
+            f.write("adxl345\n")
+        self.set((0.0, 0.0, 1.0))
+
+    def set(self, g):
+        for axis, v in zip("xyz", g):
+            tmp = os.path.join(self.dir, f".{axis}")
+            with open(tmp, "w") as f:
+                f.write(f"{round(v * 9.80665 / self.SCALE)}\n")
+            os.replace(tmp, os.path.join(self.dir, f"in_accel_{axis}_raw"))
+
+
+def impact_panel(d, width, accel):
+    """The status panel names the sensor; at the first width a 2.5 g jolt
+    is shown as the last impact, and the recordings list marks it."""
+    if not waited(d, f"{width} px: the panel names the accelerometer", lambda d: d.execute_script(
+            "return document.getElementById('i-sensor').textContent.startsWith('adxl345 (iio)')"), timeout=30):
+        return
+    if accel is not None:
+        accel.set((0.0, 2.5, 1.0))
+        time.sleep(0.3)
+        accel.set((0.0, 0.0, 1.0))
+    waited(d, f"{width} px: the panel shows the impact and its peak", lambda d: d.execute_script(
+        "return document.getElementById('i-last').textContent.endsWith('2.50 g')"), timeout=30)
+
+
 def gps_panel(d, width):
     """The status panel shows the fix, and the clock's state."""
     waited(d, f"{width} px: the GPS panel shows the 3D fix, its speed and position", lambda d: d.execute_script(
@@ -213,6 +250,7 @@ def main():
     ap_ssid, ap_pass = re.search(r"Wi-Fi is (\S+), passphrase (\S+)", out.stdout).groups()
     new_password = "the owner's own password"
     cfg = os.path.join(tmp, "blackbox.toml")
+    accel = Accelerometer(tmp)
     status = os.path.join(tmp, "wifi-status.json")
     with open(status, "w") as f:
         f.write('{"state": "access-point", "ssid": "%s", "clients": 1, "since": 1}' % ap_ssid)
@@ -224,7 +262,8 @@ def main():
                 '[record]\nsegment_seconds = 2\nmin_free = "1MiB"\n'
                 f'[wifi]\nmode = "auto"\nap_file = "{wifi_ap}"\n'
                 f'networks_file = "{os.path.join(tmp, "wifi-networks")}"\nstatus_file = "{status}"\n'
-                f'[gps]\nserver = "127.0.0.1:{fake_gpsd()}"\n')
+                f'[gps]\nserver = "127.0.0.1:{fake_gpsd()}"\n'
+                f'[impact]\nsensor = "{accel.dir}"\n')
     server, url = start(tmp, "page", [
         "--listen", "127.0.0.1:0", "--config", cfg, "--data", os.path.join(tmp, "data"),
         "--password-file", pw_file, "--size", "640x480", "--fps", "15"])
@@ -278,6 +317,7 @@ def main():
                           else "the image did not change")
                 both_cameras(d, width)
                 gps_panel(d, width)
+                impact_panel(d, width, accel if width == 360 else None)
                 w, v = sideways(d)
                 check(f"{width} px: the live view fits", w <= v, f"{w} px in a {v} px view")
                 banner = d.find_element(By.ID, "first-boot")
@@ -292,6 +332,10 @@ def main():
                               lambda d: len(d.find_elements(By.CSS_SELECTOR, ".seg")) >= 2, timeout=30):
                         w, v = sideways(d)
                         check(f"{width} px: the recordings fit", w <= v, f"{w} px in a {v} px view")
+                        badges = d.execute_script(
+                            "return [...document.querySelectorAll('.badge.impact')].map((b) => b.textContent)")
+                        check(f"{width} px: the moments around the impact say so", "IMPACT 2.5 g" in badges,
+                              f"{len(badges)} marked: {sorted(set(badges))}")
                         replay_together(d, width)
                 wifi_panel(d, width, ap_ssid, ap_pass)
                 d.save_screenshot(os.path.join(tempfile.gettempdir(), f"blackbox-page-{width}.png"))
@@ -386,6 +430,9 @@ def replay_together(d, width):
           f"at most {worst * 1000:.0f} ms apart (the rear's interval: 100 ms)")
     waited(d, f"{width} px: the replay shows the recorded speed and position", lambda d: d.execute_script(
         "return document.getElementById('play-gps').textContent === '54 km/h · N52.50000 E13.40000';"),
+        timeout=30)
+    waited(d, f"{width} px: the replay shows the recorded acceleration", lambda d: d.execute_script(
+        "return / g · peak \\d+\\.\\d\\d g$/.test(document.getElementById('play-g').textContent);"),
         timeout=30)
 
 

@@ -5,6 +5,7 @@
 
 pub mod ebml;
 pub mod index;
+pub mod journal;
 pub mod lock;
 pub mod mkv;
 pub mod names;

@@ -787,6 +787,18 @@ impl Worker {
                 }
             }
         }
+        // Why, kept on the card for the recordings list.
+        let record = crate::record::journal::Record {
+            at: info.at,
+            reason: info.reason.clone(),
+            from: info.from,
+            to: info.to,
+            count: info.count,
+            peak_g: info.peak_g,
+        };
+        if let Err(e) = self.store.journal.append(&record) {
+            log::warn!("the event journal: {e}");
+        }
         // Every camera's finished footage in the window.
         let (moved, failed) = self.store.protect_window(&info.window);
         for name in moved {

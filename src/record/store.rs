@@ -25,6 +25,7 @@ use serde::Serialize;
 
 use crate::config::Budget;
 use crate::record::index::{Entry, Index, Window};
+use crate::record::journal::Journal;
 use crate::record::lock::{self, DataLock};
 use crate::record::names::{self, SegmentName};
 use crate::record::scan::{self, Depth};
@@ -121,6 +122,8 @@ pub struct Store {
     next_seq: AtomicU64,
     /// Held by a store that records ([`Store::open`]).
     lock: Option<DataLock>,
+    /// Why footage was protected: `events/journal.jsonl`.
+    pub journal: Journal,
 }
 
 impl Store {
@@ -134,6 +137,7 @@ impl Store {
             index: Mutex::new(Index::default()),
             next_seq: AtomicU64::new(1),
             lock: None,
+            journal: Journal::open(&root.join("events")),
         }
     }
 
@@ -148,6 +152,8 @@ impl Store {
         for d in [&store.recordings, &store.events, &store.damaged] {
             fs::create_dir_all(d)?;
         }
+        // Read again now that the directory exists and is ours.
+        store.journal = Journal::open(&store.events);
         let recovered = store.recover();
         store.rebuild_index();
         Ok((store, recovered))

@@ -1,8 +1,10 @@
 //! `GET /api/recordings`: every segment, newest first (those being written
 //! included), each with its camera; the same grouped by moment (every
-//! camera's segment of one stretch of time, under one sequence number); the
-//! recent events and the space they use. Read from the store's index; no
-//! segment file is opened.
+//! camera's segment of one stretch of time, under one sequence number), each
+//! with the events whose windows cover it (from the event journal, so
+//! after a restart too: why, when, an impact's peak); the recent events and
+//! the space they use. Read from the store's index; no segment file is
+//! opened.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +61,18 @@ struct Moment {
     protected: bool,
     /// One of its segments is being written.
     recording: bool,
+    /// The events whose windows cover it.
+    events: Vec<MomentEvent>,
+}
+
+/// An event, as a moment lists it.
+#[derive(Serialize)]
+struct MomentEvent {
+    reason: String,
+    /// Unix seconds of the trigger.
+    at: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    peak_g: Option<f64>,
 }
 
 pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) -> Response<Body> {
@@ -130,6 +144,7 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) ->
                     cameras: BTreeMap::new(),
                     protected: false,
                     recording: false,
+                    events: Vec::new(),
                 });
                 let Some(m) = moments.last_mut() else { break };
                 m
@@ -140,6 +155,19 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) ->
         m.protected |= e.protected;
         m.recording |= e.recording;
         m.cameras.insert(e.camera.clone(), e.name.clone());
+    }
+    let journal = rec.store.journal.records();
+    for m in &mut moments {
+        let end = m.start + m.duration_seconds;
+        m.events = journal
+            .iter()
+            .filter(|r| r.from <= end && m.start <= r.to)
+            .map(|r| MomentEvent {
+                reason: r.reason.clone(),
+                at: r.at,
+                peak_g: r.peak_g,
+            })
+            .collect();
     }
     let body = serde_json::json!({
         "recordings": entries,
