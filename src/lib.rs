@@ -45,6 +45,7 @@ pub mod privilege;
 pub mod probe;
 pub mod ready;
 pub mod record;
+pub mod ring;
 pub mod state;
 pub mod stats;
 pub mod supervise;

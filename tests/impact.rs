@@ -13,6 +13,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use blackbox_testkit::road;
 use common::{RESERVE, Server, TempDir, config_file};
 
 /// An ADXL345's scale: 3.9 mg per unit, in m/s².
@@ -47,18 +48,6 @@ impl Accel {
 
 /// 1 g with the camera tilted 30° (the mount's angle).
 const TILT: [f64; 3] = [0.5, 0.0, 0.866];
-
-/// Road noise around the tilt: up to 0.3 g on each axis.
-fn road(i: u64) -> [f64; 3] {
-    let n = |k: u64| {
-        let x = (i * 3 + k)
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407)
-            >> 40;
-        (x as f64 / (1u64 << 24) as f64 - 0.5) * 0.6
-    };
-    [TILT[0] + n(0), TILT[1] + n(1), TILT[2] + n(2)]
-}
 
 /// Drives for `secs` at 100 writes a second.
 fn drive(a: &Accel, secs: f64, from: u64) -> u64 {

@@ -9,14 +9,13 @@ pub mod client;
 pub mod gpx;
 pub mod proto;
 
-use std::collections::VecDeque;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::clock::monotonic_now;
+use crate::ring::{SeqRing, Stamped};
 use crate::sync::lock;
 pub use proto::Fix;
 
@@ -27,6 +26,15 @@ pub const STALE: Duration = Duration::from_secs(5);
 /// Samples kept for the recorder, which reads them at every frame: a
 /// minute of a 1 Hz receiver, six seconds of a 10 Hz one.
 const RING: usize = 64;
+
+impl Stamped for Sample {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn mono(&self) -> Duration {
+        self.mono
+    }
+}
 
 /// One fix as it arrived.
 #[derive(Clone, Debug, PartialEq)]
@@ -51,7 +59,6 @@ struct Inner {
     link: Link,
     last: Option<Sample>,
     sky: Option<(u32, u32)>,
-    ring: VecDeque<Sample>,
     reports: u64,
     malformed: u64,
     connects: u64,
@@ -62,8 +69,8 @@ struct Inner {
 pub struct Gps {
     server: String,
     inner: Mutex<Inner>,
-    /// The newest sample's `seq` (0: none yet): a check without the lock.
-    newest: AtomicU64,
+    /// The recent fixes, for the recorder.
+    ring: SeqRing<Sample>,
 }
 
 /// What `/api/status` says of the GPS.
@@ -113,12 +120,11 @@ impl Gps {
                 link: if enabled { Link::Connecting } else { Link::Off },
                 last: None,
                 sky: None,
-                ring: VecDeque::with_capacity(RING),
                 reports: 0,
                 malformed: 0,
                 connects: 0,
             }),
-            newest: AtomicU64::new(0),
+            ring: SeqRing::new(RING),
         }
     }
 
@@ -154,28 +160,25 @@ impl Gps {
                 fix.sats = i.sky.map(|(_, used)| used);
                 // One sample per fix time: a receiver's cycle can make gpsd
                 // report the same fix twice.
-                let same_time = i
+                let same_time = self
                     .ring
-                    .back()
+                    .last()
                     .is_some_and(|s| fix.time.is_some() && s.fix.time == fix.time);
                 if same_time {
-                    if let Some(back) = i.ring.back_mut() {
-                        back.fix = fix.clone();
-                    }
+                    self.ring.update_last(|back| back.fix = fix.clone());
                     if let Some(last) = i.last.as_mut() {
                         last.fix = fix;
                         last.mono = mono;
                     }
                     return;
                 }
-                let seq = self.newest.load(Ordering::Relaxed) + 1;
-                let sample = Sample { seq, mono, fix };
-                if i.ring.len() == RING {
-                    i.ring.pop_front();
-                }
-                i.ring.push_back(sample.clone());
+                let sample = Sample {
+                    seq: self.ring.next_seq(),
+                    mono,
+                    fix,
+                };
+                self.ring.push(sample.clone());
                 i.last = Some(sample);
-                self.newest.store(seq, Ordering::Release);
             }
             proto::Report::NoFix => {
                 // The last fix ages out; nothing to record.
@@ -187,20 +190,12 @@ impl Gps {
 
     /// The newest sample's sequence number (0: none yet).
     pub fn newest(&self) -> u64 {
-        self.newest.load(Ordering::Acquire)
+        self.ring.newest()
     }
 
     /// Samples after `seq` that arrived at or before `upto`, oldest first.
     pub fn samples_after(&self, seq: u64, upto: Duration) -> Vec<Sample> {
-        if self.newest() <= seq {
-            return Vec::new();
-        }
-        lock(&self.inner)
-            .ring
-            .iter()
-            .filter(|s| s.seq > seq && s.mono <= upto)
-            .cloned()
-            .collect()
+        self.ring.after(seq, upto)
     }
 
     /// The fix if it is current (younger than [`STALE`]).

@@ -12,12 +12,10 @@ pub mod detect;
 pub mod evdev;
 pub mod iio;
 
-use std::collections::VecDeque;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -25,6 +23,7 @@ use serde::Serialize;
 use crate::clock::{Timestamp, monotonic_now, unix_seconds};
 use crate::config::{ImpactConfig, SensorChoice};
 use crate::failures::FailureRun;
+use crate::ring::{SeqRing, Stamped};
 use crate::sync::lock;
 use detect::Detector;
 
@@ -42,6 +41,15 @@ pub struct TraceSample {
     pub g: [f64; 3],
     /// The acceleration without gravity, in g.
     pub magnitude_g: f64,
+}
+
+impl Stamped for TraceSample {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn mono(&self) -> Duration {
+        self.mono
+    }
 }
 
 /// How soon a missing or failed sensor is looked for again.
@@ -178,7 +186,6 @@ struct Inner {
     impacts: u64,
     last: Option<LastImpact>,
     failures: u64,
-    ring: VecDeque<TraceSample>,
 }
 
 /// What `/api/status` says of the accelerometer.
@@ -221,9 +228,8 @@ pub struct Impact {
     enabled: bool,
     threshold_g: f64,
     inner: Mutex<Inner>,
-    /// The newest trace sample's `seq` (0: none yet): a check without the
-    /// lock, made at every frame.
-    newest: AtomicU64,
+    /// The recent samples, for the recorder.
+    ring: SeqRing<TraceSample>,
 }
 
 impl Impact {
@@ -236,26 +242,18 @@ impl Impact {
                 state: if enabled { "searching" } else { "off" },
                 ..Inner::default()
             }),
-            newest: AtomicU64::new(0),
+            ring: SeqRing::new(RING),
         }
     }
 
     /// The newest trace sample's sequence number (0: none yet).
     pub fn newest(&self) -> u64 {
-        self.newest.load(Ordering::Acquire)
+        self.ring.newest()
     }
 
     /// Trace samples after `seq` taken at or before `upto`, oldest first.
     pub fn samples_after(&self, seq: u64, upto: Duration) -> Vec<TraceSample> {
-        if self.newest() <= seq {
-            return Vec::new();
-        }
-        lock(&self.inner)
-            .ring
-            .iter()
-            .filter(|s| s.seq > seq && s.mono <= upto)
-            .copied()
-            .collect()
+        self.ring.after(seq, upto)
     }
 
     pub fn status(&self) -> ImpactStatus {
@@ -310,18 +308,13 @@ impl Impact {
     }
 
     fn sample(&self, s: &Sample, magnitude_g: f64, gravity: Option<[f64; 3]>) {
-        let mut i = lock(&self.inner);
-        let seq = self.newest.load(Ordering::Relaxed) + 1;
-        if i.ring.len() == RING {
-            i.ring.pop_front();
-        }
-        i.ring.push_back(TraceSample {
-            seq,
+        self.ring.push(TraceSample {
+            seq: self.ring.next_seq(),
             mono: s.mono,
             g: s.g,
             magnitude_g,
         });
-        self.newest.store(seq, Ordering::Release);
+        let mut i = lock(&self.inner);
         i.samples += 1;
         i.samples_since_up += 1;
         i.magnitude_g = Some(magnitude_g);

@@ -218,27 +218,19 @@ pub fn header(
     put_master(&mut entry, VIDEO, &video);
     let mut tracks = Vec::new();
     put_master(&mut tracks, TRACK_ENTRY, &entry);
-    // The GPS: one subtitle-like sample per fix, which ffprobe lists and
-    // players can show, but do not unless asked.
-    let mut gps = Vec::new();
-    put_uint(&mut gps, TRACK_NUMBER, u64::from(GPS_TRACK));
-    put_uint(&mut gps, TRACK_UID, u64::from(GPS_TRACK));
-    put_uint(&mut gps, TRACK_TYPE, 0x11);
-    put_uint(&mut gps, FLAG_LACING, 0);
-    put_uint(&mut gps, FLAG_DEFAULT, 0);
-    put_str(&mut gps, TRACK_NAME, "GPS");
-    put_str(&mut gps, CODEC_ID, "S_TEXT/UTF8");
-    put_master(&mut tracks, TRACK_ENTRY, &gps);
-    // The acceleration trace, in the same form.
-    let mut accel = Vec::new();
-    put_uint(&mut accel, TRACK_NUMBER, u64::from(ACCEL_TRACK));
-    put_uint(&mut accel, TRACK_UID, u64::from(ACCEL_TRACK));
-    put_uint(&mut accel, TRACK_TYPE, 0x11);
-    put_uint(&mut accel, FLAG_LACING, 0);
-    put_uint(&mut accel, FLAG_DEFAULT, 0);
-    put_str(&mut accel, TRACK_NAME, "Acceleration");
-    put_str(&mut accel, CODEC_ID, "S_TEXT/UTF8");
-    put_master(&mut tracks, TRACK_ENTRY, &accel);
+    // The GPS and the acceleration trace: subtitle-like samples, which
+    // ffprobe lists and players can show, but do not unless asked.
+    for (number, name) in [(GPS_TRACK, "GPS"), (ACCEL_TRACK, "Acceleration")] {
+        let mut text = Vec::new();
+        put_uint(&mut text, TRACK_NUMBER, u64::from(number));
+        put_uint(&mut text, TRACK_UID, u64::from(number));
+        put_uint(&mut text, TRACK_TYPE, 0x11);
+        put_uint(&mut text, FLAG_LACING, 0);
+        put_uint(&mut text, FLAG_DEFAULT, 0);
+        put_str(&mut text, TRACK_NAME, name);
+        put_str(&mut text, CODEC_ID, "S_TEXT/UTF8");
+        put_master(&mut tracks, TRACK_ENTRY, &text);
+    }
     let mut tracks_el = Vec::new();
     put_master_crc(&mut tracks_el, TRACKS, &tracks);
 

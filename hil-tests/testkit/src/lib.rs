@@ -225,3 +225,17 @@ pub fn jpeg_dimensions(jpeg: &[u8]) -> Option<(usize, usize)> {
 pub fn is_whole_jpeg(jpeg: &[u8]) -> bool {
     jpeg.len() > 4 && jpeg.starts_with(&[0xFF, 0xD8]) && jpeg.ends_with(&[0xFF, 0xD9])
 }
+
+/// A drive as an accelerometer feels it, sample `i`: 1 g with the camera
+/// tilted 30° (x 0.5, z 0.866) plus road noise of up to 0.3 g on each axis
+/// (deterministic, so a failing run can be replayed).
+pub fn road(i: u64) -> [f64; 3] {
+    let n = |k: u64| {
+        let x = (i * 3 + k)
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407)
+            >> 40;
+        (x as f64 / (1u64 << 24) as f64 - 0.5) * 0.6
+    };
+    [0.5 + n(0), n(1), 0.866 + n(2)]
+}

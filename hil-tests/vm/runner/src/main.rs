@@ -922,24 +922,12 @@ fn fault_rmmod(bb: &Blackbox) -> Outcome {
     ))
 }
 
-/// Road noise around a 30° mount tilt: up to 0.3 g on each axis.
-fn road(i: u64) -> [f64; 3] {
-    let n = |k: u64| {
-        let x = (i * 3 + k)
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407)
-            >> 40;
-        (x as f64 / (1u64 << 24) as f64 - 0.5) * 0.6
-    };
-    [0.5 + n(0), n(1), 0.866 + n(2)]
-}
-
 /// Replays `secs` of driving at 100 samples a second.
 fn drive(acc: &mut uinput::Accelerometer, secs: f64, from: u64) -> Result<u64, String> {
     let t0 = Instant::now();
     let mut i = from;
     while t0.elapsed().as_secs_f64() < secs {
-        acc.sample(road(i))?;
+        acc.sample(kit::road(i))?;
         i += 1;
         std::thread::sleep(Duration::from_millis(10));
     }
