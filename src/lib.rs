@@ -39,6 +39,7 @@ pub mod impact;
 pub mod memory;
 pub mod net;
 pub mod ota;
+pub mod parking;
 pub mod pipeline;
 pub mod placeholder;
 pub mod privilege;
