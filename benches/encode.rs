@@ -61,6 +61,7 @@ fn bench(c: &mut Criterion) {
                         size,
                         source_format: format,
                         placeholder: false,
+                        motion: None,
                     }));
                     black_box(viewer.next_blocking())
                 })

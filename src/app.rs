@@ -148,6 +148,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         &config.gps.server.to_string(),
     ));
     let impact = Arc::new(crate::impact::Impact::new(&config.impact));
+    let parking = Arc::new(crate::parking::Parking::new(config.parking.clone()));
     let recorder = if config.record.enabled {
         // Every camera; those with `record` on are recorded.
         let recorded = cameras
@@ -156,6 +157,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
                 id: c.id.clone(),
                 bus: c.bus.clone(),
                 record: c.config.record,
+                fps: c.config.fps,
             })
             .collect();
         let rc = RecorderConfig {
@@ -171,6 +173,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
                     gps: gps.clone(),
                     accel: impact.clone(),
                     clock: clock.clone(),
+                    parking: parking.clone(),
                 },
                 health.clone(),
             )
@@ -201,7 +204,14 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
             ));
         }
     }
-    let running = cameras.start(config.encode.workers, &gps)?;
+    let running = cameras.start(config.encode.workers, &gps, Some(&parking))?;
+    if let crate::config::IgnitionChoice::Input(path) = &config.parking.ignition {
+        crate::parking::ignition::start(
+            parking.clone(),
+            path.clone(),
+            config.parking.ignition_code,
+        )?;
+    }
     // The accelerometer on its own thread: an impact is an event.
     crate::impact::start(impact.clone(), config.impact.clone(), {
         let rec = recorder.as_ref().map(Recorder::handle);
@@ -243,6 +253,7 @@ pub fn run(mut config: Config) -> Result<(), AppError> {
         recorder: recorder.as_ref().map(Recorder::handle),
         gps: gps.clone(),
         impact,
+        parking,
         clock: clock.clone(),
         auth,
         health: health.clone(),

@@ -269,6 +269,7 @@ mod tests {
             size: Size::new(2, 2),
             source_format: PixelFormat::Yuyv,
             placeholder: false,
+            motion: None,
         })
     }
 

@@ -82,7 +82,12 @@ impl Cameras {
     }
 
     /// Starts every camera's pipeline on one pool of `workers` encoders.
-    pub fn start(&self, workers: usize, gps: &Arc<Gps>) -> std::io::Result<Running> {
+    pub fn start(
+        &self,
+        workers: usize,
+        gps: &Arc<Gps>,
+        parking: Option<&Arc<crate::parking::Parking>>,
+    ) -> std::io::Result<Running> {
         let pool = EncoderPool::start(workers, self.units.len())?;
         let mut pipelines = Vec::with_capacity(self.units.len());
         for (lane, unit) in self.units.iter().enumerate() {
@@ -104,6 +109,7 @@ impl Cameras {
                 quality,
                 caption: Captioner::new(unit.config.caption, gps.clone()).map(Arc::new),
                 caption_mjpeg: unit.config.caption_mjpeg,
+                parking: parking.cloned(),
             };
             pipelines.push(Pipeline::start(camera, out, &unit.id)?);
         }

@@ -24,6 +24,13 @@ pub fn monotonic_now() -> Duration {
     }
 }
 
+/// The clock parking mode's timers run on: the monotonic clock, moved on
+/// by an injected offset under test (see [`crate::faults`]) so that hours
+/// of parking pass in seconds.
+pub fn parking_now() -> Duration {
+    monotonic_now() + Duration::from_millis(crate::faults::current().mono_offset_ms)
+}
+
 /// The wall clock now (stepped by an injected offset under test).
 pub fn wall_now() -> SystemTime {
     let offset = crate::faults::current().clock_offset_ms;

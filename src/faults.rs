@@ -10,6 +10,8 @@
 //! | key | effect |
 //! |---|---|
 //! | `clock_offset_ms` | added to the wall clock ([`crate::clock::wall_now`]); negative steps back |
+//! | `mono_offset_ms` | added to the parking clock ([`crate::clock::parking_now`]): the ignition delay, the time-lapse interval and the cut-off, so a test can park for hours in seconds |
+//! | `scene` | the test pattern's view: `moving` (as normal), `still` (the picture freezes), `bright` (the frozen picture, much brighter: headlights) |
 //! | `slow_write_ms` | the recorder sleeps this long before every frame it writes |
 //! | `fail_sync` | `1`: every `fdatasync` of a segment fails with EIO |
 //! | `fail_dir_sync` | `1`: every directory fsync fails with EIO |
@@ -19,10 +21,21 @@
 //! every 20 ms. Without the feature every function here is a constant and the
 //! environment is never read.
 
+/// What the test pattern shows (the `scene` key).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scene {
+    #[default]
+    Moving,
+    Still,
+    Bright,
+}
+
 /// The faults in force right now.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Faults {
     pub clock_offset_ms: i64,
+    pub mono_offset_ms: u64,
+    pub scene: Scene,
     pub slow_write_ms: u64,
     pub fail_sync: bool,
     pub fail_dir_sync: bool,
@@ -37,7 +50,7 @@ mod imp {
     use std::sync::Mutex;
     use std::time::{Duration, Instant, SystemTime};
 
-    use super::Faults;
+    use super::{Faults, Scene};
     use crate::sync::lock;
 
     struct Cache {
@@ -54,6 +67,8 @@ mod imp {
         seen: None,
         faults: Faults {
             clock_offset_ms: 0,
+            mono_offset_ms: 0,
+            scene: Scene::Moving,
             slow_write_ms: 0,
             fail_sync: false,
             fail_dir_sync: false,
@@ -73,6 +88,14 @@ mod imp {
             let v = v.trim();
             match k.trim() {
                 "clock_offset_ms" => f.clock_offset_ms = v.parse().unwrap_or(0),
+                "mono_offset_ms" => f.mono_offset_ms = v.parse().unwrap_or(0),
+                "scene" => {
+                    f.scene = match v {
+                        "still" => Scene::Still,
+                        "bright" => Scene::Bright,
+                        _ => Scene::Moving,
+                    }
+                }
                 "slow_write_ms" => f.slow_write_ms = v.parse().unwrap_or(0),
                 "fail_sync" => f.fail_sync = v == "1",
                 "fail_dir_sync" => f.fail_dir_sync = v == "1",

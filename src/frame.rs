@@ -126,6 +126,9 @@ pub struct Frame {
     pub source_format: PixelFormat,
     /// A "no signal" stand-in, not a picture from the camera.
     pub placeholder: bool,
+    /// What the motion detector saw, when the camera watches for motion
+    /// (parked): `Some(true)` something moved.
+    pub motion: Option<bool>,
 }
 
 #[cfg(test)]

@@ -38,6 +38,8 @@ use crate::convert::{self, I420};
 use crate::encode;
 use crate::encoders::LaneSender;
 use crate::frame::{Frame, PixelFormat, RawFrame};
+use crate::parking::Parking;
+use crate::parking::motion::MotionDetector;
 use crate::stats::{CaptureState, Stats};
 use crate::supervise::CameraBeats;
 use crate::sync::lock;
@@ -84,6 +86,8 @@ pub struct Outputs {
     pub caption: Option<Arc<Captioner>>,
     /// Caption MJPEG frames too (decoded and encoded again).
     pub caption_mjpeg: bool,
+    /// Parking mode, which says when to look for motion.
+    pub parking: Option<Arc<Parking>>,
 }
 
 /// Publishes frames in index order, whatever order they finish in.
@@ -156,6 +160,7 @@ impl Pipeline {
             quality,
             caption,
             caption_mjpeg,
+            parking,
         } = out;
         let sequencer = Arc::new(Sequencer::new(bus.clone()));
         let pool = Arc::new(Pool::default());
@@ -188,6 +193,13 @@ impl Pipeline {
                         bus,
                         next_index: 0,
                         last_seq: None,
+                        watch: parking.map(|p| Watch {
+                            parking: p,
+                            detector: None,
+                            last_look: None,
+                            last: None,
+                            scratch: None,
+                        }),
                     };
                     cap.run(camera, &stop);
                 })?
@@ -236,6 +248,85 @@ struct Capture {
     bus: Arc<Bus>,
     next_index: u64,
     last_seq: Option<u64>,
+    watch: Option<Watch>,
+}
+
+/// Looking for motion while parked (see [`crate::parking::motion`]), on
+/// the capture thread, before the caption is drawn: a raw frame costs a
+/// fraction of a millisecond; an MJPEG camera's frame must be decoded, so
+/// at most one every [`MJPEG_LOOK_EVERY`] is looked at and the frames
+/// between carry its verdict.
+struct Watch {
+    parking: Arc<Parking>,
+    detector: Option<MotionDetector>,
+    /// Capture time of the last frame looked at.
+    last_look: Option<std::time::Duration>,
+    /// Its verdict.
+    last: Option<bool>,
+    /// An MJPEG frame decoded to look at.
+    scratch: Option<I420>,
+}
+
+/// How often an MJPEG camera's frames are decoded to look for motion.
+const MJPEG_LOOK_EVERY: Duration = Duration::from_millis(200);
+
+impl Watch {
+    /// The detector when the car is parked in motion mode (a fresh one
+    /// each time parking begins), else `None`.
+    fn detector(&mut self) -> Option<&mut MotionDetector> {
+        if !self.parking.watching_motion() {
+            self.detector = None;
+            self.last_look = None;
+            self.last = None;
+            return None;
+        }
+        let cfg = self.parking.config();
+        let (threshold, area) = (cfg.motion_threshold, cfg.motion_area);
+        Some(
+            self.detector
+                .get_or_insert_with(|| MotionDetector::new(threshold, area)),
+        )
+    }
+
+    fn look(&mut self, img: &I420, at: std::time::Duration) -> Option<bool> {
+        let detector = self.detector()?;
+        let size = img.size();
+        let (y, _, _) = img.planes();
+        let v = detector.push(y, size.width as usize, size.height as usize, img.y_stride());
+        if v.lighting {
+            self.parking
+                .lighting_changes
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        self.last_look = Some(at);
+        self.last = Some(v.motion);
+        self.last
+    }
+
+    fn look_jpeg(
+        &mut self,
+        jpeg: &[u8],
+        size: crate::frame::Size,
+        at: std::time::Duration,
+    ) -> Option<bool> {
+        self.detector()?;
+        if self
+            .last_look
+            .is_some_and(|t| at.saturating_sub(t) < MJPEG_LOOK_EVERY)
+        {
+            return self.last;
+        }
+        let mut img = match self.scratch.take() {
+            Some(i) if i.size() == size => i,
+            _ => I420::new(size).ok()?,
+        };
+        let verdict = match convert::jpeg_to_i420(jpeg, &mut img) {
+            Ok(()) => self.look(&img, at),
+            Err(_) => self.last,
+        };
+        self.scratch = Some(img);
+        verdict
+    }
 }
 
 const BACKOFF_FIRST: Duration = Duration::from_millis(500);
@@ -345,6 +436,10 @@ impl Capture {
             match encode::check_jpeg(raw.data) {
                 Ok(jpeg) => {
                     self.stats.passed_through.inc();
+                    let motion = self
+                        .watch
+                        .as_mut()
+                        .and_then(|w| w.look_jpeg(jpeg, raw.size, raw.captured.mono));
                     let frame = Frame {
                         jpeg: Bytes::copy_from_slice(jpeg),
                         seq: raw.seq,
@@ -352,6 +447,7 @@ impl Capture {
                         size: raw.size,
                         source_format: raw.format,
                         placeholder: false,
+                        motion,
                     };
                     let index = self.claim_index();
                     self.sequencer.complete(index, Some(Arc::new(frame)));
@@ -398,9 +494,15 @@ impl Capture {
             self.pool.put(img);
             return;
         }
+        let motion = match (self.watch.as_mut(), &jpeg_in) {
+            (None, _) => None,
+            (Some(w), Some(jpeg)) => w.look_jpeg(jpeg, raw.size, raw.captured.mono),
+            (Some(w), None) => w.look(&img, raw.captured.mono),
+        };
         let index = self.claim_index();
         let job = EncodeJob {
             index,
+            motion,
             img,
             jpeg_in,
             caption: self.caption.clone(),
@@ -434,6 +536,8 @@ impl Capture {
 /// encoder thread of the shared pool.
 struct EncodeJob {
     index: u64,
+    /// The motion detector's verdict, when it looked.
+    motion: Option<bool>,
     img: I420,
     /// An MJPEG camera's frame to decode into `img` first (to caption it).
     jpeg_in: Option<Bytes>,
@@ -476,6 +580,7 @@ impl EncodeJob {
                     size: self.img.size(),
                     source_format: self.source_format,
                     placeholder: false,
+                    motion: self.motion,
                 }))
             }
             Err(e) => {
@@ -544,6 +649,7 @@ fn placeholder_loop(size: crate::frame::Size, bus: &Bus, stats: &Stats, stop: &A
                     size,
                     source_format: PixelFormat::Mjpeg,
                     placeholder: true,
+                    motion: None,
                 }));
             }
             Err(e) => log::warn!("{e}"),
@@ -565,6 +671,7 @@ mod tests {
             size: Size::new(2, 2),
             source_format: PixelFormat::Yuyv,
             placeholder: false,
+            motion: None,
         })
     }
 
@@ -644,6 +751,7 @@ mod tests {
             quality: 80,
             caption: None,
             caption_mjpeg: false,
+            parking: None,
         };
         let pipeline = Pipeline::start(camera, out, "test").unwrap();
         let seqs: Vec<u64> = std::iter::from_fn(|| rx.recv_blocking())

@@ -34,6 +34,7 @@ pub struct AppState {
     pub gps: Arc<crate::gps::Gps>,
     /// The accelerometer and its impacts.
     pub impact: Arc<crate::impact::Impact>,
+    pub parking: Arc<crate::parking::Parking>,
     /// Whether the wall clock is synchronised, and from where.
     pub clock: Arc<crate::timesync::TimeSync>,
     /// The password, sessions and origin checks.

@@ -96,6 +96,8 @@ pub struct TestSource {
     next_index: u64,
     background: I420,
     canvas: I420,
+    /// The picture as it froze (a test's `scene = still`).
+    frozen: Option<I420>,
     out: Vec<u8>,
 }
 
@@ -129,6 +131,7 @@ impl TestSource {
             start: None,
             next_index: 0,
             canvas: background.clone(),
+            frozen: None,
             background,
             out: Vec::new(),
         };
@@ -162,6 +165,31 @@ impl TestSource {
     }
 
     /// Draws frame `seq` captured at `ts` into the canvas and returns it.
+    /// Renders frame `seq`, or the frozen picture when a test holds the
+    /// view still (brighter by 60 levels for `bright`).
+    fn show(&mut self, seq: u64, ts: Timestamp) {
+        use crate::faults::Scene;
+        let scene = crate::faults::current().scene;
+        if scene == Scene::Moving {
+            self.frozen = None;
+            self.render(seq, ts);
+            return;
+        }
+        if self.frozen.is_none() {
+            self.render(seq, ts);
+            self.frozen = Some(self.canvas.clone());
+        }
+        if let Some(frozen) = &self.frozen {
+            self.canvas.copy_from(frozen);
+        }
+        if scene == Scene::Bright {
+            let (y, _, _) = self.canvas.planes_mut();
+            for p in y.iter_mut() {
+                *p = p.saturating_add(60).min(235);
+            }
+        }
+    }
+
     pub fn render(&mut self, seq: u64, ts: Timestamp) -> &I420 {
         let w = self.size.width as usize;
         let h = self.size.height as usize;
@@ -254,7 +282,7 @@ impl Source for TestSource {
         let size = self.size;
         let format = self.format;
         let quality = self.quality;
-        self.render(seq, captured);
+        self.show(seq, captured);
         let stride = match format {
             PixelFormat::Mjpeg => {
                 self.out = encode::encode_i420(&self.canvas, quality)

@@ -402,6 +402,62 @@ pub struct ImpactConfig {
     pub units_per_g: Option<f64>,
 }
 
+/// What a parked car's cameras record (`parking.mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParkingMode {
+    /// Only when something moves, with the seconds before it.
+    Motion,
+    /// One frame every `timelapse_interval`, played back at the normal rate.
+    Timelapse,
+    /// Nothing (impacts still record their event).
+    Off,
+}
+
+impl ParkingMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Motion => "motion",
+            Self::Timelapse => "timelapse",
+            Self::Off => "off",
+        }
+    }
+}
+
+/// Where the ignition line is read (`parking.ignition`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum IgnitionChoice {
+    /// No line: parking only by hand (the page, `POST /api/parking`).
+    None,
+    /// An input device (`/dev/input/eventN`, e.g. the `gpio-key` overlay's):
+    /// the state of key or switch `parking.ignition_code` is the line.
+    Input(PathBuf),
+}
+
+/// Parking mode (`[parking]`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParkingConfig {
+    pub mode: ParkingMode,
+    pub ignition: IgnitionChoice,
+    /// The key or switch code the line reports as (the overlay's `keycode`).
+    pub ignition_code: u16,
+    /// Ignition off this long before the car counts as parked.
+    pub delay: Duration,
+    /// `timelapse`: a frame this often.
+    pub timelapse_interval: Duration,
+    /// `motion`: seconds kept from before the motion (also an impact's
+    /// pre-roll while parked).
+    pub pre_roll: Duration,
+    /// `motion`: recording goes on this long after the last motion.
+    pub motion_post: Duration,
+    /// `motion`: levels (0-255) a cell of the reduced picture must change by.
+    pub motion_threshold: f32,
+    /// `motion`: the share of the picture (0-1) that must change.
+    pub motion_area: f32,
+    /// Parked this long, recording stops (the car's battery); None: never.
+    pub cutoff: Option<Duration>,
+}
+
 /// The whole configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
@@ -419,6 +475,7 @@ pub struct Config {
     pub wifi: WifiConfig,
     pub gps: GpsConfig,
     pub impact: ImpactConfig,
+    pub parking: ParkingConfig,
 }
 
 impl Default for Config {
@@ -500,6 +557,18 @@ impl Default for Config {
                 threshold_g: 1.5,
                 holdoff: Duration::from_secs(10),
                 units_per_g: None,
+            },
+            parking: ParkingConfig {
+                mode: ParkingMode::Motion,
+                ignition: IgnitionChoice::None,
+                ignition_code: 116,
+                delay: Duration::from_secs(60),
+                timelapse_interval: Duration::from_secs(2),
+                pre_roll: Duration::from_secs(5),
+                motion_post: Duration::from_secs(10),
+                motion_threshold: 20.0,
+                motion_area: 0.005,
+                cutoff: Some(Duration::from_secs(12 * 3600)),
             },
         }
     }
@@ -954,6 +1023,96 @@ const FIELDS: &[Field] = &[
         },
     },
     Field {
+        key: "parking.mode",
+        flag: Some("--parking-mode"),
+        apply: |c, v| {
+            c.parking.mode = match v.trim() {
+                "motion" => ParkingMode::Motion,
+                "timelapse" => ParkingMode::Timelapse,
+                "off" => ParkingMode::Off,
+                _ => return Err("expected motion, timelapse or off".into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.ignition",
+        flag: Some("--ignition"),
+        apply: |c, v| {
+            c.parking.ignition = match v.trim() {
+                "none" | "off" => IgnitionChoice::None,
+                p if p.starts_with('/') => IgnitionChoice::Input(p.into()),
+                _ => return Err("expected none, or the path of an input device".into()),
+            };
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.ignition_code",
+        flag: None,
+        apply: |c, v| {
+            c.parking.ignition_code = number(v, 0, 0x2ff)? as u16;
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.delay_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.parking.delay = Duration::from_secs(number(v, 0, 3600)? as u64);
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.timelapse_interval_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.parking.timelapse_interval = Duration::from_secs(number(v, 1, 3600)? as u64);
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.pre_roll_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.parking.pre_roll = Duration::from_secs(number(v, 0, 30)? as u64);
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.motion_post_seconds",
+        flag: None,
+        apply: |c, v| {
+            c.parking.motion_post = Duration::from_secs(number(v, 1, 600)? as u64);
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.motion_threshold",
+        flag: None,
+        apply: |c, v| {
+            c.parking.motion_threshold = number(v, 1, 255)? as f32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.motion_area_percent",
+        flag: None,
+        apply: |c, v| {
+            c.parking.motion_area = (decimal(v, 0.01, 100.0)? / 100.0) as f32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.cutoff_hours",
+        flag: None,
+        apply: |c, v| {
+            let h = decimal(v, 0.0, 168.0)?;
+            c.parking.cutoff = (h > 0.0).then(|| Duration::from_secs_f64(h * 3600.0));
+            Ok(())
+        },
+    },
+    Field {
         key: "wifi.mode",
         flag: None,
         apply: |c, v| {
@@ -1332,7 +1491,7 @@ fn file_values(path: &Path, body: &str) -> Result<FileValues, ConfigError> {
                     .collect();
                 let message = if known.is_empty() {
                     format!(
-                        "unknown section [{}]; expected camera, [[cameras]], encode, http, tap, record, event, wifi, gps or impact",
+                        "unknown section [{}]; expected camera, [[cameras]], encode, http, tap, record, event, wifi, gps, impact or parking",
                         section.get_ref()
                     )
                 } else {

@@ -184,6 +184,7 @@ pub fn exposition(st: &Status) -> String {
     );
     gps(&mut m, &st.gps);
     impact(&mut m, &st.impact);
+    parking(&mut m, &st.parking);
     let Some(r) = &st.recorder else {
         m.one("recording", "gauge", "1 while recording is on.", 0.0);
         return m.0;
@@ -309,6 +310,44 @@ fn impact(m: &mut Exposition, i: &crate::impact::ImpactStatus) {
         "counter",
         "Times the accelerometer could not be opened or read.",
         i.failures as f64,
+    );
+}
+
+/// Parking mode's families: the phase, the line, what was recorded.
+fn parking(m: &mut Exposition, p: &crate::parking::ParkingStatus) {
+    m.family(
+        "parking_phase",
+        "gauge",
+        "1 for the phase the car is in: driving, parked, or cut-off (parked past parking.cutoff_hours).",
+        &[
+            (&[("phase", "driving")], flag(p.phase == "driving")),
+            (&[("phase", "parked")], flag(p.phase == "parked")),
+            (&[("phase", "cut-off")], flag(p.phase == "cut-off")),
+        ],
+    );
+    m.one(
+        "parking_ignition_on",
+        "gauge",
+        "The ignition line: 1 on, 0 off, NaN when there is none or it cannot be read.",
+        p.ignition.on.map_or(f64::NAN, flag),
+    );
+    m.one(
+        "parking_motion_clips_total",
+        "counter",
+        "Clips recorded while parked because something moved.",
+        p.motion_clips as f64,
+    );
+    m.one(
+        "parking_timelapse_frames_total",
+        "counter",
+        "Time-lapse frames recorded while parked.",
+        p.timelapse_frames as f64,
+    );
+    m.one(
+        "parking_lighting_changes_total",
+        "counter",
+        "Frames the motion detector judged a change of light, not motion.",
+        p.lighting_changes as f64,
     );
 }
 

@@ -35,6 +35,32 @@ pub fn healthz(state: &AppState, query: Option<&str>) -> Response<Body> {
     ))
 }
 
+/// `POST /api/parking` `{"parked": true}` parks the car by hand (at once,
+/// whatever the ignition line says until it next changes); `false` drives.
+async fn parking(req: Request<Incoming>, state: &AppState, busy: &Busy) -> Response<Body> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Ask {
+        parked: bool,
+    }
+    match login::json_body::<Ask>(
+        req,
+        busy,
+        "expected {\"parked\": true} or {\"parked\": false}",
+    )
+    .await
+    {
+        Ok(ask) => {
+            state.parking.set_manual(ask.parked);
+            no_store(super::respond::json(
+                StatusCode::OK,
+                &state.parking.status(),
+            ))
+        }
+        Err(res) => res,
+    }
+}
+
 /// Answers one request from `peer`.
 pub async fn handle(
     req: Request<Incoming>,
@@ -62,6 +88,14 @@ pub async fn handle(
         (&Method::POST, "/api/update") => return super::update::upload(req, state, busy).await,
         (&Method::GET | &Method::HEAD, "/api/update") => return super::update::status(state),
         (_, "/api/update") => return not_allowed("GET, HEAD, POST", &path),
+        (&Method::POST, "/api/parking") => return parking(req, state, busy).await,
+        (&Method::GET | &Method::HEAD, "/api/parking") => {
+            return no_store(super::respond::json(
+                StatusCode::OK,
+                &state.parking.status(),
+            ));
+        }
+        (_, "/api/parking") => return not_allowed("GET, HEAD, POST", &path),
         _ => {}
     }
     let req = if path.starts_with("/api/wifi") {

@@ -32,6 +32,8 @@ pub struct Status {
     pub gps: crate::gps::GpsStatus,
     /// The accelerometer: the sensor, its state and why, the last impact.
     pub impact: crate::impact::ImpactStatus,
+    /// Parking mode: driving or parked, why, what is recorded.
+    pub parking: crate::parking::ParkingStatus,
     /// Whether the wall clock (which names the recordings) is synchronised,
     /// and from where.
     pub clock: crate::timesync::ClockStatus,
@@ -225,6 +227,7 @@ impl Status {
             },
             gps: state.gps.status(),
             impact: state.impact.status(),
+            parking: state.parking.status(),
             clock: state.clock.status(),
         }
     }

@@ -164,14 +164,14 @@ impl Evdev {
 
 /// One `struct input_event`, read from its bytes in the machine's layout.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct Event {
-    time: Duration,
-    kind: u16,
-    code: u16,
-    value: i32,
+pub(crate) struct Event {
+    pub(crate) time: Duration,
+    pub(crate) kind: u16,
+    pub(crate) code: u16,
+    pub(crate) value: i32,
 }
 
-fn parse(b: &[u8]) -> Event {
+pub(crate) fn parse(b: &[u8]) -> Event {
     // SAFETY: `b` holds size_of::<input_event>() bytes (the caller's slice)
     // and every bit pattern is a valid input_event (plain integers);
     // read_unaligned copes with the buffer's alignment.

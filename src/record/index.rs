@@ -32,6 +32,9 @@ pub struct Entry {
     /// Whether the wall clock was synchronised when it began (`None`: the
     /// file does not say).
     pub clock_synced: Option<bool>,
+    /// Frames seconds apart, played back at the camera's rate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub timelapse: bool,
     /// The monotonic span of the frames, for segments recorded since
     /// start-up (the clock events are matched on; a step of the wall clock
     /// cannot move it).
@@ -178,6 +181,7 @@ mod tests {
             bytes: 1000 + seq,
             protected,
             clock_synced: None,
+            timelapse: false,
             mono: Some((
                 Duration::from_secs(seq * 60),
                 Duration::from_secs(seq * 60 + 59),

@@ -1,10 +1,12 @@
 //! The event journal, `events/journal.jsonl`: one JSON line per event
 //! window as the recorder merges them (why: `impact`, `button`, `signal`…;
-//! when; the window; an impact's peak), appended and flushed to the card as
-//! events happen, so that the recordings list can say why footage is
-//! protected after a restart or a power cut. A window that grows is
-//! appended again with the same `at`; the later line wins. A line cut by a
-//! power cut or damaged is skipped. The journal is bounded: past
+//! when; the window; an impact's peak; whether the car was parked), and
+//! one per clip a parked camera recorded because something moved
+//! (`motion`, not protected: it is loop-recorded like the rest), appended
+//! and flushed to the card as they happen, so that the recordings list can
+//! say why footage was kept after a restart or a power cut. A window that
+//! grows is appended again with the same `at`; the later line wins. A line
+//! cut by a power cut or damaged is skipped. The journal is bounded: past
 //! [`MAX_LINES`] lines it is rewritten (to a temporary file, renamed) with
 //! the newest [`KEEP`] windows.
 
@@ -35,6 +37,9 @@ pub struct Record {
     pub count: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_g: Option<f64>,
+    /// It happened while the car was parked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub parked: bool,
 }
 
 #[derive(Debug)]
@@ -148,6 +153,7 @@ mod tests {
             to,
             count: 1,
             peak_g: Some(2.5),
+            parked: false,
         }
     }
 

@@ -164,6 +164,9 @@ fn date_utc_ns(started: SystemTime) -> i64 {
 /// and the one that says it was not (older files have neither).
 pub const CLOCK_SYNCED: &str = "clock synchronised";
 pub const CLOCK_UNSYNCED: &str = "clock not synchronised";
+/// Added to the title of a time-lapse (frames seconds apart, played at
+/// the camera's rate).
+pub const TIMELAPSE: &str = "; time-lapse";
 
 /// The first [`HEADER_LEN`] bytes of a file of frames of `size` starting at
 /// `started`: open (sizes unknown, no SeekHead) or, with `finished`, final.
@@ -173,6 +176,7 @@ pub fn header(
     started: SystemTime,
     finished: Option<&Finished>,
     clock: Option<bool>,
+    timelapse: bool,
 ) -> Vec<u8> {
     let mut out = ebml_header();
     put_id(&mut out, SEGMENT);
@@ -196,12 +200,14 @@ pub fn header(
         DURATION,
         finished.map_or(0.0, |f| f.duration_ms as f64),
     );
-    if let Some(synced) = clock {
-        put_str(
-            &mut info,
-            TITLE,
-            if synced { CLOCK_SYNCED } else { CLOCK_UNSYNCED },
-        );
+    if clock.is_some() || timelapse {
+        let synced = match clock {
+            Some(true) => CLOCK_SYNCED,
+            Some(false) => CLOCK_UNSYNCED,
+            None => "",
+        };
+        let lapse = if timelapse { TIMELAPSE } else { "" };
+        put_str(&mut info, TITLE, &format!("{synced}{lapse}"));
     }
     let mut info_el = Vec::new();
     put_master_crc(&mut info_el, INFO, &info);
@@ -312,6 +318,7 @@ pub struct FileHead {
     pub size: Size,
     pub started: SystemTime,
     pub clock: Option<bool>,
+    pub timelapse: bool,
 }
 
 /// What a finished file holds.
@@ -338,12 +345,13 @@ pub struct MkvWriter {
     frames: u64,
     last_ts: u64,
     clock: Option<bool>,
+    timelapse: bool,
 }
 
 impl MkvWriter {
     /// Creates `path` (which must not exist) and writes the header.
     pub fn create(path: &Path, size: Size, started: SystemTime) -> io::Result<Self> {
-        Self::create_noting(path, size, started, None)
+        Self::create_noting(path, size, started, None, false)
     }
 
     /// Like [`MkvWriter::create`], noting whether the clock was
@@ -353,13 +361,14 @@ impl MkvWriter {
         size: Size,
         started: SystemTime,
         clock: Option<bool>,
+        timelapse: bool,
     ) -> io::Result<Self> {
         let file = OpenOptions::new()
             .write(true)
             .read(true)
             .create_new(true)
             .open(path)?;
-        file.write_all_at(&header(size, started, None, clock), 0)?;
+        file.write_all_at(&header(size, started, None, clock, timelapse), 0)?;
         let mut w = Self {
             file,
             size,
@@ -371,6 +380,7 @@ impl MkvWriter {
             frames: 0,
             last_ts: 0,
             clock,
+            timelapse,
         };
         w.preallocate(0);
         Ok(w)
@@ -514,6 +524,7 @@ impl MkvWriter {
                 size: self.size,
                 started: self.started,
                 clock: self.clock,
+                timelapse: self.timelapse,
             },
             &self.clusters,
             self.end,
@@ -540,6 +551,7 @@ pub fn finish_file(
         size,
         started,
         clock,
+        timelapse,
     } = head;
     let mut points = Vec::new();
     for c in clusters {
@@ -569,7 +581,7 @@ pub fn finish_file(
         end,
         duration_ms,
     };
-    file.write_all_at(&header(size, started, Some(&fin), clock), 0)?;
+    file.write_all_at(&header(size, started, Some(&fin), clock, timelapse), 0)?;
     file.set_len(end)?;
     nix::unistd::fsync(file).map_err(io::Error::from)?;
     Ok(Summary {
@@ -610,7 +622,10 @@ mod tests {
             Size::new(1920, 1080),
             Size::new(65534, 2),
         ] {
-            assert_eq!(header(size, t, None, Some(false)).len() as u64, HEADER_LEN);
+            assert_eq!(
+                header(size, t, None, Some(false), false).len() as u64,
+                HEADER_LEN
+            );
             let fin = Finished {
                 cues_at: 1 << 40,
                 tags_at: (1 << 40) + 100,
@@ -618,7 +633,7 @@ mod tests {
                 duration_ms: 3_600_000,
             };
             assert_eq!(
-                header(size, t, Some(&fin), Some(false)).len() as u64,
+                header(size, t, Some(&fin), Some(false), true).len() as u64,
                 HEADER_LEN
             );
         }

@@ -56,6 +56,8 @@ use crate::failures::FailureRun;
 use crate::frame::{Frame, Size};
 use crate::gps::Gps;
 use crate::impact::Impact;
+use crate::parking::gate::{Clip, Gate};
+use crate::parking::{Parking, Phase};
 use crate::record::index::{Entry, Window};
 use crate::record::mkv::{MAX_GAP_MS, MkvWriter};
 use crate::record::names::{CameraTag, SegmentName};
@@ -118,6 +120,9 @@ pub struct EventInfo {
     pub to: f64,
     /// Triggers merged into this window.
     pub count: u64,
+    /// It happened while the car was parked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub parked: bool,
     #[serde(skip)]
     window: Window,
 }
@@ -214,6 +219,8 @@ pub struct Annotations {
     pub gps: Arc<Gps>,
     pub accel: Arc<Impact>,
     pub clock: Arc<TimeSync>,
+    /// Parking mode: which frames are recorded while parked.
+    pub parking: Arc<Parking>,
 }
 
 /// A camera as the recorder sees it: its id (in file names), its bus, and
@@ -224,6 +231,8 @@ pub struct RecordedCamera {
     pub id: String,
     pub bus: Arc<Bus>,
     pub record: bool,
+    /// Its frame rate: a time-lapse plays back at it.
+    pub fps: u32,
 }
 
 /// What the HTTP side and signals leave for the recorder.
@@ -420,6 +429,9 @@ struct Open {
     closes_at: Duration,
     /// The wall clock was synchronised when it began (noted in the file).
     clock_synced: bool,
+    /// A time-lapse (noted in the file): its frames are retimed, so its
+    /// span says nothing of when it was recorded.
+    timelapse: bool,
     /// Why the file cannot be trusted (a failed sync): it ends at once and
     /// recovery reads it back from the card.
     untrusted: Option<String>,
@@ -458,6 +470,10 @@ struct Track {
     gps_seq: u64,
     /// The last acceleration sample considered for its segments.
     accel_seq: u64,
+    /// Which frames are recorded while parked.
+    gate: Gate,
+    /// Parked as of its last frame.
+    parked: bool,
 }
 
 /// Counters the status shows.
@@ -485,6 +501,10 @@ struct Worker {
     gps: Arc<Gps>,
     /// The accelerometer's samples, for every segment's trace.
     accel: Arc<Impact>,
+    parking: Arc<Parking>,
+    /// The journal's record of the last motion clip, stretched by clips
+    /// (of any camera) that overlap it.
+    motion_record: Option<crate::record::journal::Record>,
     /// Whether the clock is synchronised, noted in each segment.
     clock: Arc<TimeSync>,
     health: Arc<Health>,
@@ -525,6 +545,8 @@ impl Worker {
         health: Arc<Health>,
     ) -> Self {
         let recording = cfg.record.autostart;
+        let p = notes.parking.config().clone();
+        let ring = p.pre_roll.max(Duration::from_secs(cfg.event.pre_seconds));
         let tracks = cameras
             .into_iter()
             .map(|(c, dropped)| Track {
@@ -539,11 +561,15 @@ impl Worker {
                 frames_lost: 0,
                 gps_seq: 0,
                 accel_seq: 0,
+                gate: Gate::new(ring, p.motion_post, p.timelapse_interval, c.fps),
+                parked: false,
             })
             .collect();
         Self {
             gps: notes.gps,
             accel: notes.accel,
+            parking: notes.parking,
+            motion_record: None,
             clock: notes.clock,
             health,
             recording,
@@ -652,7 +678,7 @@ impl Worker {
                 Next::Frame(t, None) => self.tracks[t].frames = None,
                 Next::Frame(t, Some(frame)) => {
                     first = (t + 1) % self.tracks.len();
-                    self.frame(t, &frame);
+                    self.offer(t, &frame);
                 }
                 Next::Command(c) => {
                     let t0 = Instant::now();
@@ -736,6 +762,7 @@ impl Worker {
         } = p;
         let pre = Duration::from_secs(self.cfg.event.pre_seconds);
         let post = Duration::from_secs(self.cfg.event.post_seconds);
+        let phase = self.parking.phase();
         let window = Window {
             from_wall: at.wall.checked_sub(pre).unwrap_or(SystemTime::UNIX_EPOCH),
             to_wall: last.wall.max(at.wall) + post,
@@ -766,6 +793,7 @@ impl Worker {
                         from: unix_seconds(window.from_wall),
                         to: unix_seconds(window.to_wall),
                         count,
+                        parked: phase.is_parked(),
                         window,
                     };
                     log::info!(
@@ -795,7 +823,15 @@ impl Worker {
             to: info.to,
             count: info.count,
             peak_g: info.peak_g,
+            parked: info.parked,
         };
+        // Parked, the cameras record this window at the normal rate (from
+        // their pre-roll rings): footage the event protects.
+        if matches!(phase, Phase::Parked(_)) {
+            for t in &mut self.tracks {
+                t.gate.record_until(info.window.to_mono);
+            }
+        }
         if let Err(e) = self.store.journal.append(&record) {
             log::warn!("the event journal: {e}");
         }
@@ -863,13 +899,75 @@ impl Worker {
                 .is_some_and(|i| self.last_sync.is_none_or(|t| t.elapsed() >= i))
     }
 
-    fn frame(&mut self, t: usize, frame: &Frame) {
+    /// Records what the parking gate lets through of `frame`.
+    fn offer(&mut self, t: usize, frame: &Arc<Frame>) {
         if !self.recording || frame.placeholder {
             return;
         }
+        let phase = self.parking.phase();
+        // Parking and driving again each start new segments.
+        if phase.is_parked() != self.tracks[t].parked {
+            self.tracks[t].parked = phase.is_parked();
+            self.close(t);
+        }
+        let writes = self.tracks[t]
+            .gate
+            .offer(frame, phase, crate::clock::parking_now());
+        for w in writes {
+            if w.timelapse {
+                self.parking
+                    .timelapse_frames
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            if w.fresh {
+                self.close(t);
+            }
+            self.frame(t, &w.frame, w.timelapse);
+        }
+        for clip in self.tracks[t].gate.take_clips() {
+            self.motion_clip(&self.tracks[t].id.clone(), clip);
+        }
+    }
+
+    /// Notes a motion clip in the journal, so the recordings list shows
+    /// why it was recorded (merged with an overlapping one).
+    fn motion_clip(&mut self, camera: &str, clip: Clip) {
+        self.parking
+            .motion_clips
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (from, to) = (unix_seconds(clip.from.wall), unix_seconds(clip.to.wall));
+        log::info!(
+            "parking: camera {camera} recorded {:.1} s because something moved",
+            to - from
+        );
+        let record = match self.motion_record.take() {
+            Some(mut r) if r.from <= to && from <= r.to => {
+                r.from = r.from.min(from);
+                r.to = r.to.max(to);
+                r.count += 1;
+                r
+            }
+            _ => crate::record::journal::Record {
+                at: unix_seconds(clip.trigger.wall),
+                reason: "motion".into(),
+                from,
+                to,
+                count: 1,
+                peak_g: None,
+                parked: true,
+            },
+        };
+        if let Err(e) = self.store.journal.append(&record) {
+            log::warn!("the event journal: {e}");
+        }
+        self.motion_record = Some(record);
+    }
+
+    fn frame(&mut self, t: usize, frame: &Frame, timelapse: bool) {
         let mono = frame.captured.mono;
         if self.tracks[t].open.as_ref().is_some_and(|o| {
-            mono >= o.closes_at
+            o.timelapse != timelapse
+                || mono >= o.closes_at
                 || frame.size != o.size
                 || mono < o.last_mono
                 || mono - o.last_mono > Duration::from_millis(MAX_GAP_MS)
@@ -884,7 +982,7 @@ impl Worker {
                 self.lost(t, 1);
                 return;
             }
-            if let Err(e) = self.open_segment(t, frame) {
+            if let Err(e) = self.open_segment(t, frame, timelapse) {
                 self.write_failed(&format!("cannot create a segment: {e}"));
                 if is_enospc(&e) {
                     self.free_space();
@@ -940,8 +1038,11 @@ impl Worker {
     }
 
     fn write(&mut self, t: usize, frame: &Frame) -> io::Result<()> {
-        self.write_samples(t, frame.captured.mono);
-        self.write_trace(t, frame.captured.mono);
+        // A time-lapse's frames are retimed: no samples belong between them.
+        if self.tracks[t].open.as_ref().is_some_and(|o| !o.timelapse) {
+            self.write_samples(t, frame.captured.mono);
+            self.write_trace(t, frame.captured.mono);
+        }
         let Some(open) = self.tracks[t].open.as_mut() else {
             return Err(io::Error::other("no segment is open"));
         };
@@ -1094,7 +1195,7 @@ impl Worker {
         out
     }
 
-    fn open_segment(&mut self, t: usize, frame: &Frame) -> io::Result<()> {
+    fn open_segment(&mut self, t: usize, frame: &Frame, timelapse: bool) -> io::Result<()> {
         let (seq, start, closes_at) = self.moment_for(t, frame);
         let name = SegmentName {
             seq,
@@ -1103,8 +1204,13 @@ impl Worker {
         };
         let part = self.store.part_path(&name);
         let clock_synced = self.clock.synchronized();
-        let writer =
-            MkvWriter::create_noting(&part, frame.size, frame.captured.wall, Some(clock_synced))?;
+        let writer = MkvWriter::create_noting(
+            &part,
+            frame.size,
+            frame.captured.wall,
+            Some(clock_synced),
+            timelapse,
+        )?;
         let dir_synced = self.sync_dir("creating a segment");
         log::debug!("recording to {}", part.display());
         self.tracks[t].open = Some(Open {
@@ -1116,6 +1222,7 @@ impl Worker {
             last_mono: frame.captured.mono,
             closes_at,
             clock_synced,
+            timelapse,
             untrusted: None,
             dir_synced,
         });
@@ -1183,7 +1290,7 @@ impl Worker {
         if self.tracks.iter().all(|t| t.open.is_none()) {
             self.next_sync_due = false;
         }
-        let span = Some((open.first_mono, open.last_mono));
+        let span = (!open.timelapse).then_some((open.first_mono, open.last_mono));
         if let Some(why) = &open.untrusted {
             let frames = open.writer.frames();
             drop(open.writer);
@@ -1253,6 +1360,7 @@ impl Worker {
                     bytes: summary.bytes,
                     protected: false,
                     clock_synced: Some(open.clock_synced),
+                    timelapse: open.timelapse,
                     mono: span,
                 });
                 self.protect_if_covered(&open.name, span);

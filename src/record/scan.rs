@@ -79,6 +79,8 @@ pub struct Scan {
     /// Whether the clock was synchronised when it began (`None`: the file
     /// does not say).
     pub clock_synced: Option<bool>,
+    /// A time-lapse (its title says so).
+    pub timelapse: bool,
     pub clusters: Vec<ClusterRef>,
     /// Every frame before the first one that failed a check.
     pub frames: Vec<FrameRef>,
@@ -183,6 +185,7 @@ pub fn scan_file(file: &File, depth: Depth) -> io::Result<Scan> {
     s.started = head.started;
     s.duration_ms = head.duration_ms;
     s.clock_synced = head.clock_synced;
+    s.timelapse = head.timelapse;
     if r.len < HEADER_LEN {
         s.problem = Some("the file is shorter than its header".into());
         return Ok(s);
@@ -198,6 +201,7 @@ struct Head {
     started: Option<SystemTime>,
     duration_ms: Option<f64>,
     clock_synced: Option<bool>,
+    timelapse: bool,
     /// The Segment's size, when it is known (a finished file).
     segment_size: Option<u64>,
     /// Where the SeekHead says Cues and Tags are, when there is one.
@@ -333,8 +337,18 @@ fn read_info(body: &[u8], h: &mut Head) {
                     .ok()
                     .map(|n| UNIX_EPOCH + Duration::from_nanos(n));
             }
-            mkv::TITLE if v == mkv::CLOCK_SYNCED.as_bytes() => h.clock_synced = Some(true),
-            mkv::TITLE if v == mkv::CLOCK_UNSYNCED.as_bytes() => h.clock_synced = Some(false),
+            mkv::TITLE => {
+                let (clock, lapse) = match v.strip_suffix(mkv::TIMELAPSE.as_bytes()) {
+                    Some(rest) => (rest, true),
+                    None => (v, false),
+                };
+                h.timelapse = lapse;
+                if clock == mkv::CLOCK_SYNCED.as_bytes() {
+                    h.clock_synced = Some(true);
+                } else if clock == mkv::CLOCK_UNSYNCED.as_bytes() {
+                    h.clock_synced = Some(false);
+                }
+            }
             DURATION if v.len() == 8 => {
                 let d = f64::from_be_bytes(v.try_into().unwrap_or([0; 8]));
                 h.duration_ms = d.is_finite().then_some(d);
@@ -698,6 +712,7 @@ pub struct Brief {
     pub size: Size,
     pub started: SystemTime,
     pub clock_synced: Option<bool>,
+    pub timelapse: bool,
 }
 
 /// Reads a finished file's [`Brief`].
@@ -728,6 +743,7 @@ pub fn brief(path: &Path) -> io::Result<Option<Brief>> {
         size,
         started,
         clock_synced: head.clock_synced,
+        timelapse: head.timelapse,
     }))
 }
 
@@ -825,6 +841,7 @@ pub fn repair(path: &Path, fallback_start: SystemTime) -> Result<Repaired, Repai
             size,
             started,
             clock: s.clock_synced,
+            timelapse: s.timelapse,
         },
         &clusters,
         data_end,

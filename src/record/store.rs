@@ -542,17 +542,18 @@ pub fn open_regular(path: &Path) -> io::Result<File> {
 /// counted, and deletable) with what its name and size say.
 fn describe(path: &Path, name: String, n: SegmentName, protected: bool) -> Entry {
     let bytes = fs::metadata(path).map_or(0, |m| m.len());
-    let (frames, duration_ms, clock_synced) = match scan::brief(path) {
-        Ok(Some(b)) => (b.frames, b.duration_ms, b.clock_synced),
+    let (frames, duration_ms, clock_synced, timelapse) = match scan::brief(path) {
+        Ok(Some(b)) => (b.frames, b.duration_ms, b.clock_synced, b.timelapse),
         _ => match scan::scan(path, Depth::Structure) {
             Ok(s) => (
                 s.frames.len() as u64,
                 s.frames.last().map_or(0, |f| f.ts_ms + s.interval_ms()),
                 s.clock_synced,
+                s.timelapse,
             ),
             Err(e) => {
                 log::warn!("cannot read {}: {e}", path.display());
-                (0, 0, None)
+                (0, 0, None, false)
             }
         },
     };
@@ -566,6 +567,7 @@ fn describe(path: &Path, name: String, n: SegmentName, protected: bool) -> Entry
         bytes,
         protected,
         clock_synced,
+        timelapse,
         mono: None,
     }
 }

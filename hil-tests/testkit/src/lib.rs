@@ -45,6 +45,26 @@ pub fn request(method: &str, url: &str) -> Result<(u16, Headers, Vec<u8>), Strin
     Ok((code, headers, body))
 }
 
+/// Sends `body` with `headers`: (status, body as text). No redirects are
+/// followed.
+pub fn send(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<(u16, String), String> {
+    let mut req = ureq::http::Request::builder().method(method).uri(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(body.to_string()).map_err(|e| e.to_string())?;
+    let res = agent(Some(Duration::from_secs(30)))
+        .run(req)
+        .map_err(|e| format!("{method} {url}: {e}"))?;
+    let code = res.status().as_u16();
+    Ok((code, res.into_body().read_to_string().unwrap_or_default()))
+}
+
 /// GET: (status, headers, body).
 pub fn get(url: &str) -> Result<(u16, Headers, Vec<u8>), String> {
     request("GET", url)

@@ -45,6 +45,10 @@ struct Entry {
     corrected_start: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     corrected_start_utc: Option<String>,
+    /// A parked car's time-lapse: frames seconds apart, played back at the
+    /// camera's rate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    timelapse: bool,
 }
 
 /// One moment: its cameras' segments, by camera id.
@@ -63,6 +67,9 @@ struct Moment {
     recording: bool,
     /// The events whose windows cover it.
     events: Vec<MomentEvent>,
+    /// One of its segments is a time-lapse.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    timelapse: bool,
 }
 
 /// An event, as a moment lists it.
@@ -73,6 +80,9 @@ struct MomentEvent {
     at: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     peak_g: Option<f64>,
+    /// While the car was parked (`motion` is always).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    parked: bool,
 }
 
 pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) -> Response<Body> {
@@ -98,6 +108,7 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) ->
                 frames: e.frames,
                 bytes: e.bytes,
                 protected: e.protected,
+                timelapse: e.timelapse,
                 recording: false,
                 seq: e.seq,
                 name: e.name,
@@ -121,6 +132,7 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) ->
                 frames: t.segment_frames,
                 bytes: t.segment_bytes,
                 protected: false,
+                timelapse: false,
                 recording: true,
                 clock_synchronized: None,
                 corrected_start: None,
@@ -145,6 +157,7 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) ->
                     protected: false,
                     recording: false,
                     events: Vec::new(),
+                    timelapse: false,
                 });
                 let Some(m) = moments.last_mut() else { break };
                 m
@@ -154,6 +167,7 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) ->
         m.duration_seconds = m.duration_seconds.max(e.duration_seconds);
         m.protected |= e.protected;
         m.recording |= e.recording;
+        m.timelapse |= e.timelapse;
         m.cameras.insert(e.camera.clone(), e.name.clone());
     }
     let journal = rec.store.journal.records();
@@ -166,6 +180,7 @@ pub async fn list(rec: &RecorderHandle, first_camera: &str, clock: &TimeSync) ->
                 reason: r.reason.clone(),
                 at: r.at,
                 peak_g: r.peak_g,
+                parked: r.parked,
             })
             .collect();
     }
