@@ -229,6 +229,22 @@ def impact_panel(d, width, accel):
         "return document.getElementById('i-last').textContent.endsWith('2.50 g')"), timeout=30)
 
 
+def parking_panel(d, width):
+    """Park now parks the car by hand (same-origin POST behind the login);
+    Drive drives again; the panel says which."""
+    if not waited(d, f"{width} px: the parking panel says driving", lambda d: d.execute_script(
+            "return document.getElementById('p-phase').textContent.startsWith('driving')"
+            " && document.getElementById('park').textContent === 'Park now'"), timeout=30):
+        return
+    d.find_element(By.ID, "park").click()
+    if waited(d, f"{width} px: Park now parks", lambda d: d.execute_script(
+            "return document.getElementById('p-phase').textContent.startsWith('PARKED')"
+            " && document.getElementById('park').textContent === 'Drive'"), timeout=30):
+        d.find_element(By.ID, "park").click()
+        waited(d, f"{width} px: Drive drives again", lambda d: d.execute_script(
+            "return document.getElementById('p-phase').textContent.startsWith('driving')"), timeout=30)
+
+
 def gps_panel(d, width):
     """The status panel shows the fix, and the clock's state."""
     waited(d, f"{width} px: the GPS panel shows the 3D fix, its speed and position", lambda d: d.execute_script(
@@ -318,6 +334,7 @@ def main():
                 both_cameras(d, width)
                 gps_panel(d, width)
                 impact_panel(d, width, accel if width == 360 else None)
+                parking_panel(d, width)
                 w, v = sideways(d)
                 check(f"{width} px: the live view fits", w <= v, f"{w} px in a {v} px view")
                 banner = d.find_element(By.ID, "first-boot")

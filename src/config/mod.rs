@@ -561,7 +561,7 @@ impl Default for Config {
             parking: ParkingConfig {
                 mode: ParkingMode::Motion,
                 ignition: IgnitionChoice::None,
-                ignition_code: 116,
+                ignition_code: 148,
                 delay: Duration::from_secs(60),
                 timelapse_interval: Duration::from_secs(2),
                 pre_roll: Duration::from_secs(5),

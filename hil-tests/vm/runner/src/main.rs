@@ -1069,6 +1069,174 @@ fn impact_from_a_virtual_accelerometer() -> Outcome {
     Ok(format!("{found}; unplugged and back, logged once"))
 }
 
+/// Parking mode on vivid, its ignition a virtual key (uinput) as the
+/// Pi's gpio-key overlay makes one: the ignition off parks the car after
+/// the delay; parked in `motion`, vivid's picture held still records
+/// nothing, its brightness turned up and down records nothing, its colour
+/// bars moving record one clip that begins with its pre-roll; an impact
+/// (the virtual accelerometer) while parked is an event recorded at the
+/// normal rate; the ignition on drives again at once.
+fn parking_on_the_ignition_line() -> Outcome {
+    const KEY_PROG1: u16 = 148;
+    let mut key = uinput::Key::create("blackbox test ignition", KEY_PROG1)?;
+    let jolt = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    // The parked car's accelerometer: a tilted mount with a little noise,
+    // 100 samples a second; a 2.5 g jolt when asked.
+    let feeder = {
+        let (jolt, stop) = (jolt.clone(), stop.clone());
+        let mut acc = uinput::Accelerometer::create("blackbox test accelerometer")?;
+        std::thread::spawn(move || -> Result<(), String> {
+            let mut i = 0;
+            while !stop.load(Ordering::SeqCst) {
+                if jolt.swap(false, Ordering::SeqCst) {
+                    for j in [1.0, 2.0, 2.5, 2.0, 1.0] {
+                        acc.sample([0.5, j, 0.866])?;
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                }
+                i = drive(&mut acc, 0.2, i)?;
+            }
+            Ok(())
+        })
+    };
+    control("OSD Text Mode", 2)?; // none: no counters ticking
+    control("Horizontal Movement", 3)?; // no movement
+    control("Brightness", 128)?;
+    let config = "/tmp/parking.toml";
+    std::fs::write(
+        config,
+        format!(
+            "[camera]\nsource = \"v4l2\"\ndevice = \"{DEVICE}\"\ninput = 0\nsize = \"640x360\"\nfps = 10\npixel_format = \"yuyv\"\n\
+             [record]\nsegment_seconds = 60\nmin_free = \"1MiB\"\n\
+             [event]\npre_seconds = 2\npost_seconds = 2\n\
+             [impact]\nsensor = \"auto\"\nthreshold_g = 1.5\n\
+             [parking]\nmode = \"motion\"\nignition = \"{}\"\nignition_code = {KEY_PROG1}\n\
+             delay_seconds = 2\npre_roll_seconds = 2\nmotion_post_seconds = 2\n",
+            key.path
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let bb = Blackbox::start(&["--config", config])?;
+    let run = |key: &mut uinput::Key| -> Outcome {
+        key.set(true)?;
+        bb.wait_status(120.0, "driving, the ignition on, recording", |st| {
+            st["parking"]["ignition"]["on"] == true
+                && st["parking"]["phase"] == "driving"
+                && st["impact"]["state"] == "reading"
+                && num(st, &["recorder", "frames_written"]) > 10.0
+        })?;
+        let off_at = kit_now();
+        key.set(false)?;
+        let st = bb.wait_status(60.0, "parked", |st| st["parking"]["phase"] == "parked")?;
+        ensure!(st["parking"]["by"] == "ignition", "{}", st["parking"]);
+        let since = num(&st, &["parking", "parked_since"]);
+        ensure!(
+            since >= off_at + 1.5,
+            "parked {:.2} s after the ignition went off, the delay is 2 s",
+            since - off_at
+        );
+        let written = |bb: &Blackbox| -> Result<f64, String> {
+            let mut last = num(&bb.status()?, &["recorder", "frames_written"]);
+            loop {
+                std::thread::sleep(Duration::from_secs(1));
+                let now = num(&bb.status()?, &["recorder", "frames_written"]);
+                if now == last {
+                    return Ok(now);
+                }
+                last = now;
+            }
+        };
+        let parked = written(&bb)?;
+        // Still, then the light up and down again: nothing.
+        std::thread::sleep(Duration::from_secs(3));
+        control("Brightness", 220)?;
+        std::thread::sleep(Duration::from_secs(2));
+        control("Brightness", 128)?;
+        std::thread::sleep(Duration::from_secs(2));
+        let st = bb.status()?;
+        ensure!(
+            num(&st, &["recorder", "frames_written"]) == parked
+                && st["parking"]["motion_clips"] == 0,
+            "a still view or a change of light was recorded: {}",
+            st["parking"]
+        );
+        ensure!(
+            num(&st, &["parking", "lighting_changes"]) >= 1.0,
+            "no change of light seen: {}",
+            st["parking"]
+        );
+        // The bars move for two seconds: one clip.
+        control("Horizontal Movement", 5)?;
+        std::thread::sleep(Duration::from_secs(2));
+        control("Horizontal Movement", 3)?;
+        bb.wait_status(60.0, "the motion clip", |st| {
+            st["parking"]["motion_clips"] == 1
+        })?;
+        let clip = written(&bb)? - parked;
+        // An impact while parked: an event at the normal rate.
+        std::thread::sleep(Duration::from_secs(3));
+        jolt.store(true, Ordering::SeqCst);
+        let st = bb.wait_status(60.0, "the impact", |st| {
+            st["recorder"]["events"].as_array().is_some_and(|e| {
+                e.iter()
+                    .any(|e| e["reason"] == "impact" && e["parked"] == true)
+            })
+        })?;
+        let _ = st;
+        let before_drive = written(&bb)?;
+        ensure!(before_drive > parked + clip, "the impact recorded nothing");
+        // The ignition on: driving at once.
+        key.set(true)?;
+        bb.wait_status(30.0, "driving again", |st| {
+            st["parking"]["phase"] == "driving"
+        })?;
+        bb.wait_status(60.0, "recording everything", |st| {
+            num(st, &["recorder", "frames_written"]) > before_drive + 20.0
+        })?;
+        // The list says why: a parked motion clip, its pre-roll before it.
+        let list = kit::get_json(&bb.url("/api/recordings"))?;
+        let moments = list["moments"].as_array().cloned().unwrap_or_default();
+        let mut motion: Vec<&Value> = moments
+            .iter()
+            .filter(|m| {
+                m["events"].as_array().is_some_and(|e| {
+                    e.iter()
+                        .any(|e| e["reason"] == "motion" && e["parked"] == true)
+                })
+            })
+            .collect();
+        motion.sort_by(|a, b| num(a, &["seq"]).total_cmp(&num(b, &["seq"])));
+        ensure!(!motion.is_empty(), "no motion clip listed: {list}");
+        let at = motion[0]["events"]
+            .as_array()
+            .and_then(|e| e.iter().find(|e| e["reason"] == "motion"))
+            .map_or(0.0, |e| num(e, &["at"]));
+        let pre = at - num(motion[0], &["start"]);
+        ensure!((1.0..=2.2).contains(&pre), "pre-roll {pre:.2} s");
+        Ok(format!(
+            "parked {:.1} s after the ignition went off; {clip} frames of motion with {pre:.1} s of pre-roll; the impact's event recorded",
+            since - off_at
+        ))
+    };
+    let outcome = run(&mut key).map_err(|e| format!("{e}\n    {}", bb.log_tail()));
+    stop.store(true, Ordering::SeqCst);
+    let fed = feeder
+        .join()
+        .map_err(|_| "the accelerometer feeder panicked".to_string())?;
+    control("OSD Text Mode", 0)?;
+    control("Brightness", 128)?;
+    fed?;
+    outcome
+}
+
+/// Unix seconds now.
+fn kit_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
 fn main() {
     let suite = std::env::args().nth(1).unwrap_or_else(|| "x86_64".into());
     // An optional second argument runs only the tests whose names contain it.
@@ -1115,6 +1283,10 @@ fn main() {
         (
             "impact from a virtual accelerometer (uinput): one event with its peak, unplugged and back",
             Box::new(impact_from_a_virtual_accelerometer),
+        ),
+        (
+            "parking on a virtual ignition key: still, light and movement, an impact parked",
+            Box::new(parking_on_the_ignition_line),
         ),
         (
             "capture 640x480 NV12 25 fps (webcam input)",
