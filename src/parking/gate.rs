@@ -90,6 +90,12 @@ impl Gate {
         }
     }
 
+    /// No more frames will come for now: whatever was parked ends (a clip
+    /// being written is reported).
+    pub fn stop(&mut self) {
+        self.leave();
+    }
+
     /// Records at the normal rate up to capture time `until` (an event's
     /// window), the ring first.
     pub fn record_until(&mut self, until: Duration) {

@@ -604,13 +604,27 @@ impl Worker {
     /// Holds a subscription to every camera's bus exactly while recording.
     /// Subscribing to a closed bus gives a queue that is already closed, so
     /// a start that races shutdown ends the loop instead of waiting forever.
+    /// Parked past the cut-off it lets go too, so that the cameras (with
+    /// nobody watching) convert and encode nothing: the car's battery.
     fn subscribe(&mut self) {
         let queue = self.cfg.record.queue_frames;
-        for t in &mut self.tracks {
-            if self.recording && t.frames.is_none() && !t.bus.is_closed() {
-                t.frames = Some(t.bus.subscribe_ordered_counted(queue, t.dropped.clone()));
-            } else if !self.recording {
-                t.frames = None;
+        let want = self.recording && self.parking.phase() != Phase::CutOff;
+        for t in 0..self.tracks.len() {
+            let track = &mut self.tracks[t];
+            if want && track.frames.is_none() && !track.bus.is_closed() {
+                track.frames = Some(
+                    track
+                        .bus
+                        .subscribe_ordered_counted(queue, track.dropped.clone()),
+                );
+            } else if !want && track.frames.is_some() {
+                track.frames = None;
+                track.gate.stop();
+                let (id, clips) = (track.id.clone(), track.gate.take_clips());
+                self.close(t);
+                for clip in clips {
+                    self.motion_clip(&id, clip);
+                }
             }
         }
     }
@@ -862,10 +876,12 @@ impl Worker {
         let now = monotonic_now();
         for t in 0..self.tracks.len() {
             if self.tracks[t].open.as_ref().is_some_and(|o| {
-                now >= o.closes_at + Duration::from_secs(2) || o.untrusted.is_some()
+                (!o.timelapse && now >= o.closes_at + Duration::from_secs(2))
+                    || o.untrusted.is_some()
             }) {
                 // The segment's time is up and no frame came to close it, or
-                // it can no longer be trusted.
+                // it can no longer be trusted. (A time-lapse's time is on
+                // its own timeline: its frames close it.)
                 self.close(t);
             }
         }
@@ -887,6 +903,7 @@ impl Worker {
         // A window matters until every segment it could touch has closed.
         let keep = Duration::from_secs(self.cfg.record.segment_seconds + 5);
         self.windows.retain(|w| w.window.to_mono + keep > now);
+        self.subscribe();
         self.refresh_status();
     }
 
