@@ -199,6 +199,7 @@ impl Pipeline {
                             last_look: None,
                             last: None,
                             scratch: None,
+                            last_kept: None,
                         }),
                     };
                     cap.run(camera, &stop);
@@ -265,12 +266,31 @@ struct Watch {
     last: Option<bool>,
     /// An MJPEG frame decoded to look at.
     scratch: Option<I420>,
+    /// Capture time of the last frame processed at the parked rate.
+    last_kept: Option<std::time::Duration>,
 }
 
 /// How often an MJPEG camera's frames are decoded to look for motion.
 const MJPEG_LOOK_EVERY: Duration = Duration::from_millis(200);
 
 impl Watch {
+    /// Whether this frame falls between two a parked camera processes.
+    fn between_looks(&mut self, at: std::time::Duration) -> bool {
+        let Some(interval) = self.parking.frame_interval() else {
+            self.last_kept = None;
+            return false;
+        };
+        // A little slack, so that a camera at exactly parking.fps keeps
+        // every frame despite jitter.
+        let skip = self
+            .last_kept
+            .is_some_and(|t| at.saturating_sub(t) + interval / 8 < interval);
+        if !skip {
+            self.last_kept = Some(at);
+        }
+        skip
+    }
+
     /// The detector when the car is parked in motion mode (a fresh one
     /// each time parking begins), else `None`.
     fn detector(&mut self) -> Option<&mut MotionDetector> {
@@ -420,6 +440,14 @@ impl Capture {
         self.note_sequence(raw.seq);
 
         if !self.bus.has_consumers() {
+            self.stats.idle.inc();
+            return;
+        }
+        // Parked, nothing recorded and nobody watching: at parking.fps.
+        if let Some(w) = self.watch.as_mut()
+            && self.bus.viewer_count() == 0
+            && w.between_looks(raw.captured.mono)
+        {
             self.stats.idle.inc();
             return;
         }

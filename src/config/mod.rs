@@ -456,6 +456,10 @@ pub struct ParkingConfig {
     pub motion_area: f32,
     /// Parked this long, recording stops (the car's battery); None: never.
     pub cutoff: Option<Duration>,
+    /// Parked with nothing being recorded and nobody watching, each camera's
+    /// frames are looked at and encoded at most this often (the battery);
+    /// motion or an event brings the full rate back at once.
+    pub fps: u32,
 }
 
 /// The whole configuration.
@@ -569,6 +573,7 @@ impl Default for Config {
                 motion_threshold: 20.0,
                 motion_area: 0.005,
                 cutoff: Some(Duration::from_secs(12 * 3600)),
+                fps: 10,
             },
         }
     }
@@ -1100,6 +1105,14 @@ const FIELDS: &[Field] = &[
         flag: None,
         apply: |c, v| {
             c.parking.motion_area = (decimal(v, 0.01, 100.0)? / 100.0) as f32;
+            Ok(())
+        },
+    },
+    Field {
+        key: "parking.fps",
+        flag: None,
+        apply: |c, v| {
+            c.parking.fps = number(v, 1, 120)? as u32;
             Ok(())
         },
     },

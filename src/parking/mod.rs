@@ -15,7 +15,7 @@ pub mod ignition;
 pub mod motion;
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -109,6 +109,9 @@ pub struct Parking {
     pub motion_clips: AtomicU64,
     pub timelapse_frames: AtomicU64,
     pub lighting_changes: AtomicU64,
+    /// A parked camera is recording at the normal rate (motion, an event):
+    /// set by the recorder, read by the capture threads.
+    pub full_rate: AtomicBool,
 }
 
 impl Parking {
@@ -134,6 +137,7 @@ impl Parking {
             motion_clips: AtomicU64::new(0),
             timelapse_frames: AtomicU64::new(0),
             lighting_changes: AtomicU64::new(0),
+            full_rate: AtomicBool::new(false),
         }
     }
 
@@ -242,6 +246,13 @@ impl Parking {
     pub fn watching_motion(&self) -> bool {
         self.phase() == Phase::Parked(ParkingMode::Motion)
     }
+
+    /// The least time between frames a camera processes now: `parking.fps`
+    /// while parked with nothing recorded at the normal rate, else none.
+    pub fn frame_interval(&self) -> Option<Duration> {
+        let slow = self.phase().is_parked() && !self.full_rate.load(Ordering::Relaxed);
+        slow.then(|| Duration::from_nanos(1_000_000_000 / u64::from(self.cfg.fps.max(1))))
+    }
 }
 
 #[cfg(test)]
@@ -294,6 +305,16 @@ mod tests {
         p.set_manual(true);
         p.set_manual(false);
         assert_eq!(p.phase(), Phase::Driving);
+    }
+
+    #[test]
+    fn parked_with_nothing_recorded_the_cameras_slow_to_parking_fps() {
+        let p = Parking::new(cfg());
+        assert_eq!(p.frame_interval(), None, "driving: every frame");
+        p.set_manual(true);
+        assert_eq!(p.frame_interval(), Some(Duration::from_millis(100)));
+        p.full_rate.store(true, Ordering::Relaxed);
+        assert_eq!(p.frame_interval(), None, "recording a clip: every frame");
     }
 
     #[test]

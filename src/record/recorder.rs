@@ -944,6 +944,10 @@ impl Worker {
         for clip in self.tracks[t].gate.take_clips() {
             self.motion_clip(&self.tracks[t].id.clone(), clip);
         }
+        let full = self.tracks.iter().any(|t| t.gate.recording());
+        self.parking
+            .full_rate
+            .store(full, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Notes a motion clip in the journal, so the recordings list shows
@@ -1183,7 +1187,12 @@ impl Worker {
     /// The moment a segment of track `t` starting at `frame` belongs to: the
     /// current one while its time is not up and `t` has no segment of it
     /// yet, else a new one.
-    fn moment_for(&mut self, t: usize, frame: &Frame) -> (u64, SystemTime, Duration) {
+    fn moment_for(
+        &mut self,
+        t: usize,
+        frame: &Frame,
+        timelapse: bool,
+    ) -> (u64, SystemTime, Duration) {
         let mono = frame.captured.mono;
         let current = self
             .moment
@@ -1200,7 +1209,12 @@ impl Worker {
         let wall_ms = wall
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let remaining = Duration::from_millis((seg_ms - wall_ms % seg_ms).max(1));
+        // A time-lapse's timeline is its own: a whole segment of playback.
+        let remaining = if timelapse {
+            Duration::from_millis(seg_ms)
+        } else {
+            Duration::from_millis((seg_ms - wall_ms % seg_ms).max(1))
+        };
         let m = Moment {
             seq: self.store.new_moment(),
             start: wall,
@@ -1213,7 +1227,7 @@ impl Worker {
     }
 
     fn open_segment(&mut self, t: usize, frame: &Frame, timelapse: bool) -> io::Result<()> {
-        let (seq, start, closes_at) = self.moment_for(t, frame);
+        let (seq, start, closes_at) = self.moment_for(t, frame, timelapse);
         let name = SegmentName {
             seq,
             start,
