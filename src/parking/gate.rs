@@ -90,12 +90,6 @@ impl Gate {
         }
     }
 
-    /// No more frames will come for now: whatever was parked ends (a clip
-    /// being written is reported).
-    pub fn stop(&mut self) {
-        self.leave();
-    }
-
     /// Records at the normal rate up to capture time `until` (an event's
     /// window), the ring first.
     pub fn record_until(&mut self, until: Duration) {
@@ -117,7 +111,7 @@ impl Gate {
         let mono = frame.captured.mono;
         let mode = match phase {
             Phase::Driving => {
-                self.leave();
+                self.stop();
                 return vec![Write {
                     frame: frame.clone(),
                     timelapse: false,
@@ -125,7 +119,7 @@ impl Gate {
                 }];
             }
             Phase::CutOff => {
-                self.leave();
+                self.stop();
                 return Vec::new();
             }
             Phase::Parked(m) => m,
@@ -213,8 +207,9 @@ impl Gate {
         }
     }
 
-    /// Driving again, or cut off: whatever was parked ends.
-    fn leave(&mut self) {
+    /// Driving again, cut off, or no more frames for now: whatever was
+    /// parked ends (a clip being written is reported).
+    pub fn stop(&mut self) {
         self.end_clip();
         self.ring.clear();
         self.ring_bytes = 0;

@@ -46,15 +46,6 @@ impl Phase {
     pub fn is_parked(self) -> bool {
         self != Self::Driving
     }
-
-    /// The mode frames are recorded in: `None` while driving (all of them).
-    pub fn mode(self) -> Option<ParkingMode> {
-        match self {
-            Self::Driving => None,
-            Self::Parked(m) => Some(m),
-            Self::CutOff => Some(ParkingMode::Off),
-        }
-    }
 }
 
 /// The ignition line as last read.
